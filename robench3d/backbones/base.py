@@ -1,0 +1,229 @@
+"""The backbone API: point-cloud classifiers with features, embeddings, optional prompts and a swappable head.
+
+Every backbone maps points (B, N, 3) to logits (B, C) through three public steps:
+
+* :meth:`Backbone.forward_features`: per-point (or per-group) features before global pooling, (B, C_f, M);
+* :meth:`Backbone.embed`: the global embedding (B, D), optionally with learnable *prompt tokens* (B or 1, P,
+  prompt_dim) that the backbone accepts (MRPD's point prompts);
+* the head: :class:`LinearHead`, or :class:`CosineHead` (cosine similarity to fixed class embeddings, scaled).
+
+A :class:`BackboneSpec` registers an architecture: its factory, named configurations (``cpu`` for this 2-core
+machine, ``paper`` for GPU users), the training recipe of each configuration, and pretrained weight tags.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robench3d.errors import ConfigError
+
+__all__ = [
+    "Backbone",
+    "BackboneSpec",
+    "CosineHead",
+    "LinearHead",
+    "TrainRecipe",
+    "WeightsSpec",
+    "build_head",
+]
+
+
+class LinearHead(nn.Module):
+    """A linear classifier on the embedding. Shape: (B, D) -> (B, C)."""
+
+    def __init__(self, embed_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(embed_dim, num_classes)
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.fc(emb)
+
+
+class CosineHead(nn.Module):
+    """Cosine similarity between the L2-normalised embedding and fixed class embeddings, times a scale.
+
+    ``class_embeddings`` (C, D_c) are a buffer, not parameters (for example MiniLM embeddings of the class names);
+    when D_c differs from the backbone's embedding size a learned linear projection maps the embedding first.
+
+    Shape: (B, D) -> (B, C).
+    """
+
+    def __init__(self, embed_dim: int, class_embeddings: torch.Tensor, scale: float = 1 / 0.07) -> None:
+        super().__init__()
+        emb = F.normalize(class_embeddings.detach().float(), dim=-1)
+        self.register_buffer("class_embeddings", emb)
+        self.proj: nn.Module = nn.Identity() if emb.shape[1] == embed_dim else nn.Linear(embed_dim, emb.shape[1])
+        self.scale = float(scale)
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        z = F.normalize(self.proj(emb), dim=-1)
+        return self.scale * z @ self.class_embeddings.t()
+
+
+def build_head(kind: str, embed_dim: int, num_classes: int, class_embeddings: torch.Tensor | None = None) -> nn.Module:
+    """Build ``linear`` or ``cosine`` head; a cosine head needs class embeddings of C rows."""
+    if kind == "linear":
+        return LinearHead(embed_dim, num_classes)
+    if kind == "cosine":
+        if class_embeddings is None or class_embeddings.shape[0] != num_classes:
+            raise ConfigError(
+                f"a cosine head needs class embeddings with {num_classes} rows; got "
+                f"{None if class_embeddings is None else tuple(class_embeddings.shape)}"
+            )
+        return CosineHead(embed_dim, class_embeddings)
+    raise ConfigError(f"unknown head {kind!r}; valid heads: linear, cosine")
+
+
+class Backbone(nn.Module):
+    """Base class of point-cloud classifiers.
+
+    Subclasses implement :meth:`forward_features` and :meth:`embed`, and set ``embed_dim`` and ``prompt_dim``
+    (``None`` if the backbone takes no prompts). ``self.head`` is attached by :meth:`BackboneSpec.build`.
+
+    Shape:
+        points: (B, N, 3) float32. logits: (B, C). embedding: (B, D). prompts: (1 or B, P, prompt_dim).
+    """
+
+    arch: ClassVar[str] = ""
+
+    def __init__(self, num_classes: int, embed_dim: int, prompt_dim: int | None = None) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.embed_dim = embed_dim
+        self.prompt_dim = prompt_dim
+        self.head: nn.Module = LinearHead(embed_dim, num_classes)
+
+    @property
+    def supports_prompts(self) -> bool:
+        return self.prompt_dim is not None
+
+    @abstractmethod
+    def forward_features(self, points: torch.Tensor) -> torch.Tensor:
+        """Per-point (or per-group) features before pooling, (B, C_f, M)."""
+
+    @abstractmethod
+    def embed(self, points: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
+        """The global embedding (B, D); ``prompts`` are learnable tokens the backbone accepts."""
+
+    def _check_prompts(self, prompts: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        if prompts is None:
+            return None
+        if self.prompt_dim is None:
+            raise ConfigError(f"backbone {self.arch!r} does not accept prompts")
+        if prompts.dim() != 3 or prompts.shape[-1] != self.prompt_dim or prompts.shape[0] not in (1, batch):
+            raise ConfigError(
+                f"prompts must have shape (1 or {batch}, P, {self.prompt_dim}); got {tuple(prompts.shape)}"
+            )
+        return prompts.expand(batch, -1, -1)
+
+    def forward(self, points: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, C)."""
+        return self.head(self.embed(points, prompts))
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Pretrained weights for a backbone tag (``arch.tag``): where they come from and how to check them.
+
+    robench3d never downloads: ``robench3d_resolve_weights`` finds a local file (cache or ``ROBENCH3D_WEIGHTS``).
+    """
+
+    tag: str
+    filename: str
+    sha256: str | None = None
+    config: str = "paper"
+    license: str = ""
+    origin_url: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """How a backbone configuration is trained (IF-Defense recipe by default: up-axis rotation + jitter).
+
+    The recipe is part of the weights' cache key, so changing any field retrains.
+    """
+
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | adamw
+    weight_decay: float = 1e-4
+    min_lr: float = 1e-5  # cosine schedule floor
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None
+    rotate: bool = True
+    jitter_sigma: float = 0.01
+    jitter_clip: float = 0.05
+    num_points: int | None = None  # None: the dataset's N
+
+    def with_overrides(self, **kw: Any) -> TrainRecipe:
+        """A copy with some fields replaced (``--opt train.epochs=5``)."""
+        unknown = set(kw) - set(self.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {sorted(unknown)}; valid: {sorted(self.__dataclass_fields__)}")
+        return replace(self, **kw)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Registers an architecture.
+
+    Attributes:
+        name: registry name (the architecture; ``arch.tag`` selects pretrained weights).
+        factory: ``factory(num_classes=C, **config) -> Backbone``.
+        configs: named configurations; ``cpu`` must train here in minutes, ``paper`` is the published size.
+        recipes: the :class:`TrainRecipe` of each configuration (missing: the default recipe).
+        default_config: the configuration used when none is named.
+        weights: pretrained weight tags.
+        description, paper: for listings and provenance.
+    """
+
+    name: str
+    factory: Callable[..., Backbone]
+    configs: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: {"cpu": {}})
+    recipes: Mapping[str, TrainRecipe] = field(default_factory=dict)
+    default_config: str = "cpu"
+    weights: Mapping[str, WeightsSpec] = field(default_factory=dict)
+    description: str = ""
+    paper: str = ""
+
+    def config(self, variant: str | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The keyword arguments of a named configuration, with overrides applied."""
+        variant = variant or self.default_config
+        if variant not in self.configs:
+            raise ConfigError(
+                f"backbone {self.name!r} has no configuration {variant!r}; valid: {', '.join(self.configs)}"
+            )
+        cfg = dict(self.configs[variant])
+        cfg.update(overrides or {})
+        return cfg
+
+    def recipe(self, variant: str | None = None) -> TrainRecipe:
+        """The training recipe of a configuration."""
+        return self.recipes.get(variant or self.default_config, TrainRecipe())
+
+    def build(
+        self,
+        num_classes: int,
+        variant: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        head: str = "linear",
+        class_embeddings: torch.Tensor | None = None,
+    ) -> Backbone:
+        """Instantiate the model with random initialisation and the requested head."""
+        cfg = self.config(variant, overrides)
+        try:
+            model = self.factory(num_classes=num_classes, **cfg)
+        except TypeError as exc:
+            raise ConfigError(f"backbone {self.name!r}: invalid configuration {cfg}: {exc}") from exc
+        model.head = build_head(head, model.embed_dim, num_classes, class_embeddings)
+        return model

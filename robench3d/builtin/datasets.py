@@ -1,0 +1,18 @@
+"""Built-in plugin: dataset loaders."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from robench3d.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from robench3d.datasets.base import Dataset
+
+
+@hookimpl
+def robench3d_register_datasets() -> list[type[Dataset]]:
+    """The embedded default dataset and the loaders for the real formats."""
+    from robench3d.datasets.embedded import ShapesDataset
+
+    return [ShapesDataset]

@@ -1,0 +1,156 @@
+"""The ``robench3d`` command line. The only module that prints or exits.
+
+Errors a user can cause (:class:`~robench3d.errors.Robench3DError`) print one paragraph and exit with code 2,
+without a traceback. Progress goes to stderr; tables go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from robench3d.errors import Robench3DError
+
+__all__ = ["main"]
+
+logger = logging.getLogger("robench3d")
+
+KINDS_HELP = "attacks, defenses, backbones, datasets (or a kind added by a plugin)"
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-p", dest="plugin_opts", action="append", default=[], metavar="no:NAME",
+                   help="block a plugin: -p no:NAME (repeatable)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="cache directory (default: $ROBENCH3D_CACHE or ~/.cache/robench3d)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+
+
+def _add_data(p: argparse.ArgumentParser, default: str | None = "shapes") -> None:
+    p.add_argument("--dataset", default=default, help="dataset NAME[:VARIANT] (default: the embedded 'shapes')")
+    p.add_argument("--data-root", type=Path, default=None, help="where your copy of the dataset lives")
+    p.add_argument("--format", dest="data_format", default=None, help="force an on-disk format")
+    p.add_argument("--num-points", type=int, default=None, help="points per cloud (default: the dataset's)")
+    p.add_argument("--seed", type=int, default=0, help="seed (recorded in every row; default 0)")
+    p.add_argument("--opt", action="append", default=[], metavar="SCOPE.KEY=VALUE",
+                   help="component option, scopes: dataset, backbone, train, defense, attack, surrogate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="robench3d", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the evaluation matrix and print a results table")
+    _add_common(run)
+    _add_data(run)
+    run.add_argument("--backbone", default="pointnet", help="ARCH[.TAG][:CONFIG], comma list (default: pointnet)")
+    run.add_argument("--defense", default="none", help="defense NAME[:VARIANT], comma list (default: none)")
+    run.add_argument("--attacks", default="all", help="all, a suite (paper8), globs, comma lists (default: all)")
+    run.add_argument("--exclude", default=None, help="attack globs to leave out")
+    run.add_argument("--setting", default="oblivious,adaptive",
+                     help="oblivious, adaptive, transfer, query; comma list (default: oblivious,adaptive)")
+    run.add_argument("--preset", default="standard", help="standard (default), if-defense, mrpd-paper, quick")
+    run.add_argument("--surrogate", default=None, help="transfer surrogate backbone (default: pointnet2_ssg)")
+    run.add_argument("--n", type=int, default=None, help="evaluate the first N test clouds (default: all)")
+    run.add_argument("--batch-size", type=int, default=32)
+    run.add_argument("--eot-samples", type=int, default=10, help="EOT samples for random defenses (default 10)")
+    run.add_argument("--device", default="cpu")
+    run.add_argument("--output", type=Path, default=Path("robench3d-results"), help="results folder")
+    run.add_argument("--train-dataset", default=None, help="dataset to train on when --dataset is test-only")
+    run.add_argument("--train-data-root", type=Path, default=None)
+    run.add_argument("--retrain", action="store_true", help="ignore cached weights")
+    run.add_argument("--force", action="store_true", help="recompute cells already in the results folder")
+
+    train = sub.add_parser("train", help="train a backbone (weights are cached by full configuration)")
+    _add_common(train)
+    _add_data(train)
+    train.add_argument("--backbone", default="pointnet", help="ARCH[:CONFIG] (default: pointnet)")
+    train.add_argument("--device", default="cpu")
+    train.add_argument("--retrain", action="store_true", help="train even if cached weights exist")
+
+    data = sub.add_parser("data", help="prepare, describe or verify a dataset")
+    data.add_argument("action", choices=["prepare", "info", "verify"])
+    _add_common(data)
+    _add_data(data)
+    data.add_argument("--backbone", default="pointnet",
+                      help="model used by 'info' for confusion-prone pairs on the embedded dataset")
+
+    lst = sub.add_parser("list", help="list registered components")
+    lst.add_argument("kind", nargs="?", default=None, help=KINDS_HELP)
+    lst.add_argument("pattern", nargs="?", default=None, help="glob, e.g. 'pgd*'")
+    _add_common(lst)
+
+    plugins = sub.add_parser("plugins", help="list plugins with their versions and hooks")
+    _add_common(plugins)
+
+    lb = sub.add_parser("leaderboard", help="update, show or validate the committed leaderboards")
+    lb.add_argument("action", choices=["update", "show", "validate"])
+    lb.add_argument("--results", type=Path, default=Path("robench3d-results"), help="a run's --output folder")
+    lb.add_argument("--leaderboards", type=Path, default=Path("leaderboards"), help="leaderboards folder")
+    lb.add_argument("--dataset", default=None)
+    lb.add_argument("--preset", default=None)
+    lb.add_argument("--setting", default=None)
+    _add_common(lb)
+    return parser
+
+
+def _blocked(args: argparse.Namespace) -> list[str]:
+    out = []
+    for opt in getattr(args, "plugin_opts", []):
+        if not opt.startswith("no:"):
+            from robench3d.errors import ConfigError
+
+            raise ConfigError(f"invalid -p {opt!r}; use -p no:NAME to block a plugin")
+        out.append(opt[3:])
+    return out
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``robench3d`` and ``python -m robench3d``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from robench3d import __version__
+
+        print(f"robench3d {__version__}")
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 2
+    _setup_logging(getattr(args, "quiet", False))
+    from robench3d import cli_commands as commands
+
+    try:
+        return int(getattr(commands, f"cmd_{args.command}")(args, _blocked(args)) or 0)
+    except Robench3DError as exc:
+        print(f"robench3d {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        out = getattr(args, "output", None)
+        where = f" Finished cells are saved in {out}/;" if out else ""
+        print(f"\ninterrupted.{where} re-run the same command to resume.", file=sys.stderr)
+        return 130
+
+
+def env_cache_dir(args: Any) -> Path:
+    """``--cache-dir`` or the default cache directory."""
+    from robench3d.cache import default_cache_dir
+
+    return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,251 @@
+"""Implementations of the ``robench3d`` subcommands (part of the CLI layer: it prints)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from robench3d.cli import env_cache_dir
+from robench3d.config import RunConfig, parse_opts, parse_ref
+from robench3d.errors import ConfigError
+from robench3d.norms import Setting
+from robench3d.plugins import PluginManager, build_plugin_manager, build_registries, describe_plugins
+from robench3d.registry import Registries
+
+__all__ = ["cmd_data", "cmd_leaderboard", "cmd_list", "cmd_plugins", "cmd_run", "cmd_train"]
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    quiet = getattr(args, "quiet", False)
+    return (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+
+def _load(blocked: list[str], *, strict: bool) -> tuple[PluginManager, Registries]:
+    pm = build_plugin_manager(blocked=blocked)
+    if strict:
+        pm.raise_if_broken()
+    registries = build_registries(pm, strict=strict)
+    if strict:
+        pm.raise_if_broken()
+    return pm, registries
+
+
+def _report_broken(pm: PluginManager) -> None:
+    for b in pm.broken:
+        print(f"warning: {b.message()} (block it with -p no:{b.name})", file=sys.stderr)
+
+
+def _resolver(pm: PluginManager, cache_dir: Path) -> Any:
+    return lambda spec: pm.hook.robench3d_resolve_weights(spec=spec, cache_dir=cache_dir)
+
+
+def cmd_list(args: argparse.Namespace, blocked: list[str]) -> int:
+    """``robench3d list [KIND] [PATTERN]``."""
+    pm, registries = _load(blocked, strict=False)
+    kinds = [args.kind] if args.kind else registries.kinds()
+    for kind in kinds:
+        reg = registries[kind]
+        names = reg.select(args.pattern) if args.pattern else reg.names()
+        rows = [[n, _describe(reg.get(n)), reg.owner(n)] for n in names]
+        print(f"{kind} ({len(rows)})")
+        print(tabulate(rows, headers=["name", "description", "plugin"], tablefmt="simple"))
+        print()
+    _report_broken(pm)
+    return 1 if pm.broken else 0
+
+
+def _describe(obj: Any) -> str:
+    desc = str(getattr(obj, "description", "") or "")
+    extra = []
+    if hasattr(obj, "configs"):
+        extra.append("configs: " + ", ".join(obj.configs))
+    if getattr(obj, "variants", None) and not isinstance(obj.variants, str):
+        variants = list(obj.variants)
+        if len(variants) > 1:
+            extra.append("variants: " + ", ".join(map(str, variants)))
+    if hasattr(obj, "supported_settings"):
+        extra.append("settings: " + ",".join(sorted(str(s) for s in obj.supported_settings)))
+    return desc + (f" [{'; '.join(extra)}]" if extra else "")
+
+
+def cmd_plugins(args: argparse.Namespace, blocked: list[str]) -> int:
+    """``robench3d plugins``: every plugin with distribution, version, hooks and status."""
+    pm, _ = _load(blocked, strict=False)
+    rows = describe_plugins(pm)
+    print(tabulate([[r["plugin"], r["distribution"], r["version"], r["hooks"], r["status"]] for r in rows],
+                   headers=["plugin", "distribution", "version", "hooks", "status"], tablefmt="simple"))
+    return 1 if pm.broken else 0
+
+
+def _settings(text: str) -> tuple[Setting, ...]:
+    out = []
+    for part in text.split(","):
+        if part.strip():
+            s = Setting.coerce(part.strip())
+            if s not in out:
+                out.append(s)
+    return tuple(out)  # type: ignore[arg-type]
+
+
+def cmd_run(args: argparse.Namespace, blocked: list[str]) -> int:
+    """``robench3d run``: the evaluation matrix."""
+    from robench3d.evaluation.matrix import run_matrix
+    from robench3d.evaluation.results import aggregate
+
+    pm, registries = _load(blocked, strict=True)
+    cache_dir = env_cache_dir(args)
+    config = RunConfig(
+        cache_dir=cache_dir, output_dir=args.output, dataset=args.dataset, data_root=args.data_root,
+        data_format=args.data_format, num_points=args.num_points, train_dataset=args.train_dataset,
+        train_data_root=args.train_data_root, backbones=_csv(args.backbone), defenses=_csv(args.defense),
+        attacks=args.attacks, exclude=args.exclude, settings=_settings(args.setting), preset=args.preset,
+        surrogate=args.surrogate, n_examples=args.n, batch_size=args.batch_size, eot_samples=args.eot_samples,
+        seed=args.seed, device=args.device, retrain=args.retrain, force=args.force, opts=parse_opts(args.opt),
+    ).validate()
+    for ref in config.defenses:
+        registries.defenses.get(parse_ref(ref).name)
+    for ref in config.backbones:
+        registries.backbones.get(parse_ref(ref, tags=True).name)
+    _seed_everything(config.seed)
+    result = run_matrix(config, registries, resolve_weights=_resolver(pm, cache_dir), progress=_progress(args))
+    pm.hook.robench3d_run_finished(results=result.rows, config=config)
+    _print_results(result.rows)
+    assert result.store is not None
+    summary = aggregate(result.store, result.rows)
+    if not summary.empty:
+        print("\nAggregates (controls and skipped cells excluded; worst case = robust to every attack):")
+        print(tabulate(summary.assign(**{c: (summary[c] * 100).round(2) for c in
+                                         ("clean_acc", "mean_robust_acc", "worst_case_acc")}),
+                       headers="keys", tablefmt="github", showindex=False))
+        summary.to_csv(config.output_dir / "summary.csv", index=False)
+    print(f"\nresults: {config.output_dir / 'results.csv'} (per-sample outcomes in {config.output_dir / 'samples'}/)")
+    return 0
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _pct(v: Any) -> str:
+    try:
+        return f"{100 * float(v):.2f}"
+    except (TypeError, ValueError):
+        return ""
+
+
+def _print_results(rows: list[dict[str, Any]]) -> None:
+    table = []
+    for r in rows:
+        ok = r.get("status") == "ok"
+        ci = f"[{_pct(r.get('robust_acc_ci_low'))}, {_pct(r.get('robust_acc_ci_high'))}]" if ok else ""
+        table.append([r["backbone"], r["defense"], r["attack"] + (" (control)" if r.get("is_control") else ""),
+                      r["setting"], r["preset"], _pct(r.get("clean_acc")), _pct(r.get("robust_acc")) if ok else "",
+                      ci, _pct(r.get("attack_success_rate")) if ok else "",
+                      "ok" if ok else f"skipped: {r.get('reason', '')}"])
+    print(tabulate(table, headers=["backbone", "defense", "attack", "setting", "preset", "clean %", "robust %",
+                                   "95% CI", "ASR %", "status"], tablefmt="github"))
+
+
+def cmd_train(args: argparse.Namespace, blocked: list[str]) -> int:
+    """``robench3d train``: train (or load from cache) a backbone and report its accuracy."""
+    from robench3d.evaluation.components import build_backbone, prepare_dataset
+    from robench3d.training.backbone import accuracy
+
+    pm, registries = _load(blocked, strict=True)
+    cache_dir = env_cache_dir(args)
+    opts = parse_opts(args.opt)
+    config = RunConfig(cache_dir=cache_dir, dataset=args.dataset, data_root=args.data_root,
+                       num_points=args.num_points, backbones=(args.backbone,), seed=args.seed, device=args.device,
+                       retrain=args.retrain, opts=opts)
+    data = prepare_dataset(registries, args.dataset, cache_dir=cache_dir, root=args.data_root,
+                           fmt=args.data_format, num_points=args.num_points, seed=args.seed, extra=opts["dataset"])
+    trained = build_backbone(registries, args.backbone, config=config, train_data=data, num_classes=data.num_classes,
+                             resolver=_resolver(pm, cache_dir), progress=_progress(args))
+    rows = [["backbone", trained.name], ["weights", trained.provenance], ["file", str(trained.path)]]
+    for split in ("val", "test"):
+        if data.has(split):
+            rows.append([f"{split} accuracy", f"{100 * accuracy(trained.model, data, split):.2f}%"])
+    if "train_seconds" in trained.info:
+        rows.append(["training time", f"{trained.info['train_seconds']} s"])
+    print(tabulate(rows, tablefmt="plain"))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace, blocked: list[str]) -> int:
+    """``robench3d data prepare|info|verify``."""
+    from robench3d.evaluation.components import prepare_dataset
+
+    _pm, registries = _load(blocked, strict=True)
+    cache_dir = env_cache_dir(args)
+    opts = parse_opts(args.opt)
+    data = prepare_dataset(registries, args.dataset, cache_dir=cache_dir, root=args.data_root, fmt=args.data_format,
+                           num_points=args.num_points, seed=args.seed, extra=opts["dataset"])
+    print(f"dataset {data.name}  version {data.version}  classes {data.num_classes}")
+    splits = [s for s in ("train", "val", "test") if data.has(s)]
+    rows = []
+    for i, cname in enumerate(data.class_names):
+        rows.append([i, cname] + [int((data.split(s).labels == i).sum()) for s in splits])
+    rows.append(["", "total"] + [len(data.split(s)) for s in splits])
+    print(tabulate(rows, headers=["label", "class"] + splits, tablefmt="simple"))
+    print("points per cloud: " + ", ".join(f"{s} {data.split(s).num_points}" for s in splits))
+    if args.action == "info" and data.has("train") and data.has("test"):
+        _print_confusion(args, registries, data, cache_dir)
+    return 0
+
+
+def _print_confusion(args: argparse.Namespace, registries: Registries, data: Any, cache_dir: Path) -> None:
+    import numpy as np
+    import torch
+
+    from robench3d.datasets.confusion import confusion_pairs
+    from robench3d.evaluation.components import build_backbone
+
+    config = RunConfig(cache_dir=cache_dir, backbones=(args.backbone,), seed=args.seed, opts=parse_opts(args.opt))
+    trained = build_backbone(registries, args.backbone, config=config, train_data=data,
+                             num_classes=data.num_classes, resolver=None, progress=_progress(args))
+    test = data.split("test")
+    with torch.no_grad():
+        pred = np.concatenate([trained.model(b.points).argmax(1).numpy() for b in data.batches("test", 64)])
+    acc = float((pred == test.labels).mean())
+    pairs = confusion_pairs(test.labels, pred, data.class_names)
+    print(f"\nconfusion-prone pairs ({trained.name}, test accuracy {100 * acc:.1f}%, {trained.provenance}):")
+    print(tabulate(pairs, headers=["true class", "predicted as", "count"], tablefmt="simple") if pairs
+          else "(no confusions)")
+
+
+def cmd_leaderboard(args: argparse.Namespace, blocked: list[str]) -> int:
+    """``robench3d leaderboard update|show|validate``."""
+    from robench3d.leaderboard import board
+
+    if args.action == "update":
+        written = board.update(args.results, args.leaderboards)
+        for path, n in written:
+            print(f"{path}: {n} rows")
+        return 0
+    if args.action == "validate":
+        for path in board.validate_all(args.leaderboards):
+            print(f"ok {path}")
+        return 0
+    frames = board.load(args.leaderboards, dataset=args.dataset, preset=args.preset, setting=args.setting)
+    if not frames:
+        raise ConfigError(f"no leaderboard files under {args.leaderboards} match the filters")
+    for path, frame in frames:
+        print(f"\n{path}")
+        print(board.render(frame))
+    return 0
+

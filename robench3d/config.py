@@ -1,0 +1,121 @@
+"""Run configuration: a frozen :class:`RunConfig`, component references and ``--opt`` parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robench3d.errors import ConfigError
+from robench3d.norms import Setting, check_preset
+
+__all__ = ["ComponentRef", "RunConfig", "parse_opts", "parse_ref"]
+
+OPT_SCOPES = ("dataset", "backbone", "train", "defense", "attack", "surrogate")
+
+
+@dataclass(frozen=True)
+class ComponentRef:
+    """``name[.tag][:variant]``: e.g. ``pointnet:paper``, ``uni3d_ti.modelnet40``, ``sor:mrpd``, ``shapes:tiny``."""
+
+    name: str
+    tag: str | None = None
+    variant: str | None = None
+
+    def __str__(self) -> str:
+        return self.name + (f".{self.tag}" if self.tag else "") + (f":{self.variant}" if self.variant else "")
+
+
+def parse_ref(text: str, *, tags: bool = False) -> ComponentRef:
+    """Parse a component reference; ``.tag`` is only split off when ``tags`` (backbones)."""
+    text = text.strip()
+    if not text:
+        raise ConfigError("empty component name")
+    name, _, variant = text.partition(":")
+    tag = None
+    if tags and "." in name:
+        name, tag = name.split(".", 1)
+    return ComponentRef(name, tag or None, variant or None)
+
+
+def _coerce(value: str) -> Any:
+    low = value.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    if "," in value:
+        return tuple(_coerce(v) for v in value.split(","))
+    return value
+
+
+def parse_opts(items: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Parse ``--opt scope.key=value`` items into ``{scope: {key: value}}`` (values: bool/int/float/tuple/str)."""
+    out: dict[str, dict[str, Any]] = {s: {} for s in OPT_SCOPES}
+    for item in items:
+        key, eq, value = item.partition("=")
+        scope, dot, name = key.partition(".")
+        if not eq or not dot or not name:
+            raise ConfigError(f"invalid --opt {item!r}; expected SCOPE.KEY=VALUE, e.g. attack.steps=20")
+        if scope not in out:
+            raise ConfigError(f"invalid --opt scope {scope!r} in {item!r}; valid scopes: {', '.join(OPT_SCOPES)}")
+        out[scope][name] = _coerce(value)
+    return out
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run of the evaluation matrix (and is recorded with its results).
+
+    Component fields accept ``name[:variant]`` (backbones ``arch[.tag][:config]``); ``attacks`` accepts ``all``,
+    suites (``paper8``), globs and comma lists.
+    """
+
+    cache_dir: Path
+    output_dir: Path = Path("robench3d-results")
+    dataset: str = "shapes"
+    data_root: Path | None = None
+    data_format: str | None = None
+    num_points: int | None = None
+    train_dataset: str | None = None
+    train_data_root: Path | None = None
+    backbones: tuple[str, ...] = ("pointnet",)
+    defenses: tuple[str, ...] = ("none",)
+    attacks: str = "all"
+    exclude: str | None = None
+    settings: tuple[Setting, ...] = (Setting.OBLIVIOUS, Setting.ADAPTIVE)
+    preset: str = "standard"
+    surrogate: str | None = None
+    n_examples: int | None = None
+    batch_size: int = 32
+    eot_samples: int = 10
+    seed: int = 0
+    device: str = "cpu"
+    retrain: bool = False
+    force: bool = False
+    opts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def validate(self) -> RunConfig:
+        """Check values that do not need the registries; return self."""
+        check_preset(self.preset)
+        if self.n_examples is not None and self.n_examples < 1:
+            raise ConfigError(f"--n must be >= 1, got {self.n_examples}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.eot_samples < 1:
+            raise ConfigError(f"--eot-samples must be >= 1, got {self.eot_samples}")
+        if not self.backbones or not self.defenses or not self.settings:
+            raise ConfigError("a run needs at least one backbone, one defense and one setting")
+        if self.device != "cpu" and not self.device.startswith(("cuda", "mps")):
+            raise ConfigError(f"unknown device {self.device!r}; use cpu, cuda or cuda:N")
+        return self
+
+    def opt(self, scope: str) -> dict[str, Any]:
+        """The ``--opt`` values of one scope."""
+        return dict(self.opts.get(scope, {}))

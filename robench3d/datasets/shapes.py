@@ -1,0 +1,358 @@
+"""Procedural generator of the embedded ``shapes`` dataset: everyday objects built from parametric meshes.
+
+Every instance is a triangle mesh composed of primitives (boxes, rods, surfaces of revolution, tori) with random
+proportions, sampled by surface area like a real mesh, perturbed (Gaussian noise, random rotation about the up
+axis, sometimes a missing cap or slab of surface) and normalised into the unit sphere. The classes come in
+families that share parts (vessels; furniture with legs and slabs; cones, lamps and tents), and their proportion
+ranges meet at the tails, so the task is hard for geometric reasons only: every label is exact.
+
+Output is a pure function of ``(seed, size, num_points)`` and :data:`GENERATOR_VERSION`; each sample has its own
+generator seeded from (seed, split name, class name, index), so adding a split or class leaves the others intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+
+from robench3d.datasets.meshes import (
+    Mesh, box, merge_meshes, normalize_unit_sphere, revolve, rotate_about_up, sample_surface, torus, translate,
+)
+
+__all__ = ["CLASS_NAMES", "GENERATOR_VERSION", "SIZES", "generate", "make_mesh"]
+
+logger = logging.getLogger(__name__)
+
+#: Bump whenever the generated output changes for any (seed, size, num_points): it keys the dataset cache.
+GENERATOR_VERSION = "shapes-1"
+
+#: Per-class sample counts per split, for each size variant.
+SIZES: dict[str, dict[str, int]] = {
+    "default": {"train": 100, "val": 20, "test": 30},
+    "tiny": {"train": 8, "val": 4, "test": 4},
+}
+
+#: Probability that an instance loses part of its surface, and the largest fraction it can lose.
+_PARTIAL_PROB, _PARTIAL_MAX = 0.3, 0.2
+#: Range of the Gaussian noise sigma, relative to the cloud's radius.
+_NOISE = (0.005, 0.01)
+
+
+def _rod(p0: np.ndarray | list[float], p1: np.ndarray | list[float], radius: float, segments: int = 8) -> Mesh:
+    """A closed cylinder of ``radius`` from point ``p0`` to ``p1`` (legs, poles, rungs, slats)."""
+    p0, p1 = np.asarray(p0, dtype=np.float64), np.asarray(p1, dtype=np.float64)
+    axis = p1 - p0
+    length = float(np.linalg.norm(axis))
+    v, f = revolve([0.0, radius, radius, 0.0], [0.0, 0.0, length, length], segments)
+    # Orthonormal frame whose second column is the rod axis: maps the y-aligned cylinder onto p0 -> p1.
+    d = axis / length
+    helper = np.array([1.0, 0.0, 0.0]) if abs(d[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+    u = np.cross(d, helper)
+    u /= np.linalg.norm(u)
+    return v @ np.stack([u, d, np.cross(u, d)]) + p0, f
+
+
+def _cosine_profile(ys: list[float], rs: list[float], steps: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth profile through control points (cosine easing between neighbours): (heights, radii)."""
+    t = (1.0 - np.cos(np.linspace(0.0, np.pi, steps, endpoint=False))) / 2.0
+    y = np.concatenate([y0 + (y1 - y0) * t for y0, y1 in zip(ys[:-1], ys[1:])] + [[ys[-1]]])
+    r = np.concatenate([r0 + (r1 - r0) * t for r0, r1 in zip(rs[:-1], rs[1:])] + [[rs[-1]]])
+    return y, r
+
+
+def _vessel(heights: np.ndarray, radii: np.ndarray, wall: float, segments: int = 28) -> Mesh:
+    """An open-topped vessel with a wall: up the outer profile, over the lip, down the inside, across the floor."""
+    inner = heights > wall
+    ys = np.concatenate([[0.0], heights, heights[inner][::-1], [wall, wall]])
+    rs = np.concatenate([[0.0], radii, np.maximum(radii[inner][::-1] - wall, 0.0),
+                         [max(radii[0] - wall, 0.0), 0.0]])
+    return revolve(rs, ys, segments)
+
+
+def _legs(corners: list[tuple[float, float]], top: float, thick: float, rng: np.random.Generator) -> list[Mesh]:
+    """Vertical legs from the floor to height ``top`` at (x, z) ``corners``: square or round, decided once."""
+    if rng.random() < 0.5:
+        return [box([thick, top, thick], [x, top / 2, z]) for x, z in corners]
+    return [_rod([x, 0.0, z], [x, top, z], thick / 2) for x, z in corners]
+
+
+def _corners(w: float, d: float, inset: float) -> list[tuple[float, float]]:
+    """The four (x, z) leg positions of a w x d rectangle, ``inset`` from its edges."""
+    return [(sx * (w / 2 - inset), sz * (d / 2 - inset)) for sx in (-1, 1) for sz in (-1, 1)]
+
+
+def _mug(rng: np.random.Generator) -> list[Mesh]:
+    h = 2.0 * rng.uniform(0.7, 1.3)
+    ys, rs = np.array([0.0, h]), np.array([rng.uniform(0.8, 1.0), 1.0])
+    body = _vessel(ys, rs, 0.07)
+    grip = torus(h * rng.uniform(0.22, 0.36), rng.uniform(0.06, 0.11), 16, 8, (-np.pi / 2, np.pi / 2))
+    return [body, translate(grip, [0.97, h * rng.uniform(0.42, 0.58), 0.0])]
+
+
+def _bottle(rng: np.random.Generator) -> list[Mesh]:
+    body, shoulder = 2.0 * rng.uniform(0.9, 1.8), rng.uniform(0.3, 0.9)
+    neck_r, neck_h = rng.uniform(0.25, 0.5), rng.uniform(0.4, 1.2)
+    ys, rs = _cosine_profile([0.0, body, body + shoulder, body + shoulder + neck_h], [1.0, 1.0, neck_r, neck_r])
+    return [revolve(np.concatenate([[0.0], rs, [0.0]]), np.concatenate([[0.0], ys, [ys[-1]]]), 28)]
+
+
+def _vase(rng: np.random.Generator) -> list[Mesh]:
+    h = 2.0 * rng.uniform(0.9, 2.0)
+    ctrl_y = [0.0, h * rng.uniform(0.25, 0.5), h * rng.uniform(0.7, 0.85), h]
+    ctrl_r = [rng.uniform(0.4, 0.75), 1.0, rng.uniform(0.35, 0.7), rng.uniform(0.5, 0.95)]
+    ys, rs = _cosine_profile(ctrl_y, ctrl_r)
+    return [_vessel(ys, rs, 0.05)]
+
+
+def _bowl(rng: np.random.Generator) -> list[Mesh]:
+    h, foot = 2.0 * rng.uniform(0.25, 0.5), rng.uniform(0.3, 0.55)
+    phi = np.linspace(np.arcsin(foot), np.pi / 2, 10)
+    ys, rs = h * (np.cos(phi[0]) - np.cos(phi)) / np.cos(phi[0]), np.sin(phi)
+    return [_vessel(ys, rs, 0.04)]
+
+
+def _cone(rng: np.random.Generator) -> list[Mesh]:
+    h, tip = 2.0 * rng.uniform(0.6, 1.6), rng.uniform(0.0, 0.15)
+    parts = [revolve([0.0, 1.0, tip, 0.0], [0.0, 0.0, h, h], 28)]
+    if rng.random() < 0.4:  # traffic-cone base plate
+        parts.append(box([2.3, 0.08, 2.3], [0.0, -0.04, 0.0]))
+    return parts
+
+
+def _lamp(rng: np.random.Generator) -> list[Mesh]:
+    base_r, pole_h = rng.uniform(0.4, 0.9), rng.uniform(1.2, 4.0)
+    shade_b, shade_t, shade_h = rng.uniform(0.6, 1.1), rng.uniform(0.3, 0.7), rng.uniform(0.5, 1.0)
+    y0 = pole_h - shade_h * rng.uniform(0.3, 0.8)
+    return [revolve([0.0, base_r, base_r, 0.0], [0.0, 0.0, 0.1, 0.1], 24),
+            _rod([0, 0.1, 0], [0, pole_h, 0], 0.04),
+            revolve([shade_b, shade_t], [y0, y0 + shade_h], 24)]
+
+
+def _table(rng: np.random.Generator) -> list[Mesh]:
+    w, h, t = rng.uniform(1.0, 2.0), rng.uniform(0.45, 0.8), rng.uniform(0.03, 0.06)
+    d = w * rng.uniform(0.45, 1.0)
+    parts = [box([w, t, d], [0, h - t / 2, 0])]
+    thick = rng.uniform(0.04, 0.08)
+    parts += _legs(_corners(w, d, thick), h - t, thick, rng)
+    if rng.random() < 0.5:  # apron under the top
+        a = rng.uniform(0.06, 0.12)
+        parts += [box([w - 2 * thick, a, 0.02], [0, h - t - a / 2, s * (d / 2 - thick)]) for s in (-1, 1)]
+    return parts
+
+
+def _desk(rng: np.random.Generator) -> list[Mesh]:
+    w, d, h, t = rng.uniform(1.1, 1.8), rng.uniform(0.5, 0.8), rng.uniform(0.7, 0.78), rng.uniform(0.03, 0.05)
+    parts = [box([w, t, d], [0, h - t / 2, 0])]
+    kind = rng.integers(3)
+    if kind == 0:  # panel sides
+        parts += [box([0.04, h - t, d], [s * (w / 2 - 0.02), (h - t) / 2, 0]) for s in (-1, 1)]
+    else:  # one or two drawer pedestals, legs elsewhere
+        pw = rng.uniform(0.35, 0.5)
+        parts.append(box([pw, h - t, d * 0.95], [w / 2 - pw / 2, (h - t) / 2, 0]))
+        if kind == 2:
+            parts.append(box([pw, h - t, d * 0.95], [-w / 2 + pw / 2, (h - t) / 2, 0]))
+        else:
+            parts += _legs([(-w / 2 + 0.04, s * (d / 2 - 0.04)) for s in (-1, 1)], h - t, 0.05, rng)
+    if rng.random() < 0.7:  # modesty panel at the back
+        ph = rng.uniform(0.25, 0.5) * h
+        parts.append(box([w * 0.9, ph, 0.02], [0, h - t - ph / 2, d / 2 - 0.05]))
+    return parts
+
+
+def _stool(rng: np.random.Generator) -> list[Mesh]:
+    r, h, t, n = rng.uniform(0.15, 0.23), rng.uniform(0.45, 0.8), rng.uniform(0.03, 0.06), int(rng.integers(3, 5))
+    segs = 24 if rng.random() < 0.6 else 4
+    parts = [revolve([0.0, r, r, 0.0], [h - t, h - t, h, h], segs)]
+    ang = np.arange(n) * 2 * np.pi / n + np.pi / 4
+    splay, inner = rng.uniform(1.0, 1.35), 0.8 * r
+    feet = [[splay * inner * np.cos(a), 0.0, splay * inner * np.sin(a)] for a in ang]
+    tops = [[inner * np.cos(a), h - t, inner * np.sin(a)] for a in ang]
+    parts += [_rod(f, p, rng.uniform(0.015, 0.025)) for f, p in zip(feet, tops)]
+    if rng.random() < 0.5:  # footrest rungs at a third of the height
+        mid = [np.add(f, np.subtract(p, f) * 0.33) for f, p in zip(feet, tops)]
+        parts += [_rod(mid[i], mid[(i + 1) % n], 0.012) for i in range(n)]
+    return parts
+
+
+def _bench(rng: np.random.Generator) -> list[Mesh]:
+    w, d, h, t = rng.uniform(1.0, 2.0), rng.uniform(0.3, 0.5), rng.uniform(0.38, 0.5), rng.uniform(0.03, 0.07)
+    parts = [box([w, t, d], [0, h - t / 2, 0])]
+    if rng.random() < 0.5:
+        parts += _legs(_corners(w, d, 0.05), h - t, rng.uniform(0.04, 0.07), rng)
+    else:  # slab legs
+        parts += [box([0.05, h - t, d * 0.9], [s * (w / 2 - 0.1), (h - t) / 2, 0]) for s in (-1, 1)]
+    if rng.random() < 0.35:  # park-bench backrest on posts
+        bh = rng.uniform(0.25, 0.45)
+        parts.append(box([w, bh * 0.6, 0.03], [0, h + bh * 0.6, d / 2]))
+        parts += [box([0.04, bh, 0.04], [s * (w / 2 - 0.1), h + bh / 2, d / 2]) for s in (-1, 1)]
+    return parts
+
+
+def _chair(rng: np.random.Generator) -> list[Mesh]:
+    w, d, h, t = rng.uniform(0.4, 0.55), rng.uniform(0.4, 0.55), rng.uniform(0.42, 0.5), rng.uniform(0.03, 0.06)
+    back_h, tilt = rng.uniform(0.35, 0.6), rng.uniform(0.0, 0.2)
+    parts = [box([w, t, d], [0, h - t / 2, 0])]
+    parts += _legs(_corners(w, d, 0.03), h - t, rng.uniform(0.03, 0.05), rng)
+    top = np.array([0.0, h + back_h, d / 2 + back_h * np.tan(tilt)])
+    if rng.random() < 0.5:  # solid back
+        v, f = box([w, back_h, 0.03], [0, back_h / 2, 0])
+        shear = np.array([[1.0, 0, 0], [0, 1, 0], [0, np.tan(tilt), 1]])  # lean back by tilt, keep the height
+        parts.append((v @ shear.T + [0, h, d / 2], f))
+    else:  # posts, a top rail and slats
+        xs = np.linspace(-w / 2 + 0.02, w / 2 - 0.02, int(rng.integers(3, 6)))
+        parts += [_rod([x, h, d / 2 - 0.02], top + [x, 0, -0.02], 0.015) for x in xs]
+        parts.append(box([w, 0.06, 0.03], top + [0, -0.03, -0.02]))
+    if rng.random() < 0.3:  # arm rests
+        parts += [box([0.04, 0.03, d], [s * w / 2, h + 0.22, 0]) for s in (-1, 1)]
+        parts += [box([0.03, 0.22, 0.03], [s * w / 2, h + 0.11, -d / 2 + 0.03]) for s in (-1, 1)]
+    return parts
+
+
+def _sofa(rng: np.random.Generator) -> list[Mesh]:
+    w, d, h = rng.uniform(1.4, 2.4), rng.uniform(0.75, 1.0), rng.uniform(0.38, 0.46)
+    leg, back_t, back_h = rng.uniform(0.03, 0.12), rng.uniform(0.15, 0.25), rng.uniform(0.7, 0.95)
+    parts = [box([w, h - leg, d], [0, (h + leg) / 2, 0]), box([w, back_h - leg, back_t],
+                                                              [0, (back_h + leg) / 2, d / 2 - back_t / 2])]
+    parts += _legs(_corners(w, d, 0.06), leg, 0.05, rng)
+    arms = rng.choice([0, 1, 2], p=[0.2, 0.1, 0.7])
+    arm_w, arm_h = rng.uniform(0.1, 0.25), rng.uniform(0.55, 0.7)
+    parts += [box([arm_w, arm_h - leg, d], [s * (w / 2 + arm_w / 2), (arm_h + leg) / 2, 0])
+              for s in (-1, 1)[:arms]]
+    k = int(rng.integers(1, 4))  # seat cushions
+    parts += [box([w / k * 0.96, 0.1, d - back_t], [(i + 0.5) * w / k - w / 2, h + 0.05, -back_t / 2])
+              for i in range(k)]
+    return parts
+
+
+def _bed(rng: np.random.Generator) -> list[Mesh]:
+    w, length, frame = rng.uniform(0.9, 1.9), rng.uniform(1.9, 2.2), rng.uniform(0.2, 0.35)
+    mat = rng.uniform(0.15, 0.3)
+    parts = [box([w, frame - 0.05, length], [0, (frame + 0.05) / 2, 0]),
+             box([w * 0.97, mat, length * 0.97], [0, frame + mat / 2, 0]),
+             box([w, rng.uniform(0.8, 1.3), 0.05], [0, 0.0, -length / 2])]
+    parts[2] = translate(parts[2], [0, parts[2][0][:, 1].max(), 0])  # headboard stands on the floor
+    if rng.random() < 0.4:
+        fh = rng.uniform(0.35, 0.6)
+        parts.append(box([w, fh, 0.05], [0, fh / 2, length / 2]))
+    for i in range(int(rng.integers(0, 3))):  # pillows
+        pw = w / 2.3
+        parts.append(box([pw, 0.12, 0.35], [(i - 0.5) * w / 2, frame + mat + 0.06, -length / 2 + 0.3]))
+    parts += _legs(_corners(w, length, 0.05), 0.05, 0.06, rng)
+    return parts
+
+
+def _shelf(rng: np.random.Generator) -> list[Mesh]:
+    w, h, d, t = rng.uniform(0.6, 1.4), rng.uniform(0.8, 2.0), rng.uniform(0.25, 0.4), rng.uniform(0.015, 0.03)
+    parts = [box([t, h, d], [s * (w / 2 - t / 2), h / 2, 0]) for s in (-1, 1)]
+    levels = np.linspace(t / 2, h - t / 2, int(rng.integers(3, 7)))
+    parts += [box([w - 2 * t, t, d], [0, y, 0]) for y in levels]
+    if rng.random() < 0.5:  # back panel
+        parts.append(box([w, h, 0.01], [0, h / 2, d / 2]))
+    return parts
+
+
+def _tent(rng: np.random.Generator) -> list[Mesh]:
+    w, length, h = rng.uniform(1.2, 2.2), rng.uniform(1.2, 2.6), rng.uniform(0.9, 1.6)
+    kind = rng.integers(3)
+    if kind == 0:  # A-frame ridge tent
+        v = np.array([[-w / 2, 0, -length / 2], [w / 2, 0, -length / 2], [0, h, -length / 2],
+                      [-w / 2, 0, length / 2], [w / 2, 0, length / 2], [0, h, length / 2]])
+        f = np.array([[0, 1, 2], [3, 5, 4], [0, 2, 5], [0, 5, 3], [1, 4, 5], [1, 5, 2]])
+        parts = [(v, f)]
+    elif kind == 1:  # pyramid tent
+        parts = [revolve([0.0, w / 1.4, 0.0], [0.0, 0.0, h], int(rng.integers(4, 7)))]
+    else:  # dome tent: a faceted, squashed hemisphere
+        phi = np.linspace(0.0, np.pi / 2, 6)
+        parts = [revolve(np.concatenate([[0.0], w / 2 * np.cos(phi)]),
+                         np.concatenate([[0.0], h * 0.8 * np.sin(phi)]), int(rng.integers(5, 9)))]
+    if rng.random() < 0.5:  # groundsheet
+        parts.append(box([w * 1.1, 0.01, length * 1.1], [0, 0, 0]))
+    return parts
+
+
+_BUILDERS: dict[str, Callable[[np.random.Generator], list[Mesh]]] = {
+    "mug": _mug, "bottle": _bottle, "vase": _vase, "bowl": _bowl, "cone": _cone, "lamp": _lamp,
+    "table": _table, "desk": _desk, "stool": _stool, "bench": _bench, "chair": _chair, "sofa": _sofa,
+    "bed": _bed, "shelf": _shelf, "tent": _tent,
+}
+
+#: Class names, in label order.
+CLASS_NAMES: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def make_mesh(class_index: int, rng: np.random.Generator) -> Mesh:
+    """One random instance of class ``class_index``: (vertices float64 (V, 3), faces int64 (F, 3)), y-up."""
+    if not 0 <= class_index < len(CLASS_NAMES):
+        raise ValueError(f"class_index must be in [0, {len(CLASS_NAMES)}), got {class_index}")
+    vertices, faces = merge_meshes(_BUILDERS[CLASS_NAMES[class_index]](rng))
+    # A mild per-axis stretch blurs the proportion boundaries between neighbouring classes.
+    return vertices * rng.uniform(0.9, 1.1, size=3), faces
+
+
+def _drop_part(points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Keep ``n`` of ``points`` after removing a cap (beyond a plane) or a slab (between two planes)."""
+    direction = rng.normal(size=3)
+    proj = points @ (direction / np.linalg.norm(direction))
+    frac = rng.uniform(0.05, _PARTIAL_MAX)
+    # Quantile cuts remove an exact fraction, so enough points always survive the oversampling.
+    if rng.random() < 0.5:
+        lo, hi = np.quantile(proj, [1.0 - frac, 1.0])
+        keep = proj < lo
+    else:
+        start = rng.uniform(0.1, 0.9 - frac)
+        lo, hi = np.quantile(proj, [start, start + frac])
+        keep = (proj < lo) | (proj > hi)
+    return points[keep][:n]
+
+
+def _sample_cloud(class_index: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """One normalised (n, 3) float32 cloud of class ``class_index``."""
+    vertices, faces = make_mesh(class_index, rng)
+    if rng.random() < _PARTIAL_PROB:
+        pts = sample_surface(vertices, faces, int(np.ceil(n / (1.0 - _PARTIAL_MAX))) + 2, rng).astype(np.float64)
+        pts = _drop_part(pts, n, rng)
+    else:
+        pts = sample_surface(vertices, faces, n, rng).astype(np.float64)
+    centred = pts - pts.mean(axis=0)
+    radius = np.linalg.norm(centred, axis=1).max()
+    pts = centred + rng.normal(scale=rng.uniform(*_NOISE) * radius, size=pts.shape)
+    pts = rotate_about_up(pts, rng.uniform(0.0, 2.0 * np.pi))
+    return normalize_unit_sphere(pts).astype(np.float32)
+
+
+def _code(name: str) -> int:
+    """A stable integer for a name (seed material that does not depend on list positions)."""
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def generate(seed: int, size: str = "default", num_points: int = 1024) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Generate every split of the dataset.
+
+    Args:
+        seed: non-negative data seed.
+        size: a key of :data:`SIZES`.
+        num_points: points per cloud.
+
+    Returns:
+        ``{split: (points float32 (M, num_points, 3), labels int64 (M,))}``, ordered by class then index.
+    """
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; valid: {sorted(SIZES)}")
+    if seed < 0 or num_points < 1:
+        raise ValueError(f"seed must be >= 0 and num_points >= 1, got seed={seed}, num_points={num_points}")
+    t0 = time.perf_counter()
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for split, count in SIZES[size].items():
+        clouds, labels = [], []
+        for c, name in enumerate(CLASS_NAMES):
+            for i in range(count):
+                rng = np.random.default_rng(np.random.SeedSequence([seed, _code(split), _code(name), i]))
+                clouds.append(_sample_cloud(c, num_points, rng))
+                labels.append(c)
+        out[split] = (np.stack(clouds), np.asarray(labels, dtype=np.int64))
+    logger.debug("generated %s/%s n=%d in %.2fs", GENERATOR_VERSION, size, num_points, time.perf_counter() - t0)
+    return out

@@ -1,0 +1,184 @@
+"""The defense API.
+
+A :class:`Defense` is configured from a named variant plus overrides and builds a :class:`DefendedModel` from a
+:class:`DefenseContext` (train/val data, the trained base backbone, an attack factory, a cache and a seed).
+
+A :class:`DefendedModel` is ``classify(transform(points))``: ``transform`` is the optional preprocessing stage that
+may be non-differentiable or random (SOR, SRS, DUP-Net's SOR), ``classify`` the differentiable rest (the backbone,
+a prompted backbone, an upsampler followed by the backbone). Exposing both lets the evaluation layer build BPDA/EOT
+victims for the adaptive setting (protocol.md section 2) without knowing any particular defense.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from robench3d.backbones.base import Backbone
+from robench3d.errors import ConfigError
+
+__all__ = ["DefendedModel", "Defense", "DefenseContext", "PreprocessingDefense", "pad_by_duplication"]
+
+
+def pad_by_duplication(clouds: Sequence[torch.Tensor], num_points: int) -> torch.Tensor:
+    """Stack clouds of different sizes into (B, num_points, 3) by repeating kept points cyclically.
+
+    Duplicated points do not change max-pooled models, and BPDA through the padding stays the identity.
+    """
+    out = []
+    for c in clouds:
+        if c.shape[0] == 0:
+            raise ConfigError("a preprocessing step removed every point of a cloud; loosen its parameters")
+        idx = torch.arange(num_points, device=c.device) % c.shape[0]
+        out.append(c[idx])
+    return torch.stack(out)
+
+
+@dataclass
+class DefenseContext:
+    """What :meth:`Defense.build` may use.
+
+    Attributes:
+        dataset: the :class:`~robench3d.datasets.base.PreparedDataset` (use train/val only; never select on test).
+        backbone: the trained, undefended base backbone. Copy it before training it.
+        backbone_name: registry name and configuration, e.g. ``pointnet:cpu``.
+        attack_factory: ``attack_factory(name, preset="standard", overrides=None) -> Attack``, so adversarial
+            training never imports attack modules.
+        cache_dir: where trained artifacts are cached (key them by your full configuration).
+        seed: the run's seed.
+        device: torch device.
+        registries: all registries (for defenses that build other components, e.g. MRPD's teachers).
+        progress: a callback for one-line progress messages.
+        backbone_provenance: where the base backbone's weights came from.
+    """
+
+    dataset: Any
+    backbone: Backbone
+    backbone_name: str
+    attack_factory: Callable[..., Any]
+    cache_dir: Path
+    seed: int = 0
+    device: str = "cpu"
+    registries: Any = None
+    progress: Callable[[str], None] | None = None
+    backbone_provenance: str = ""
+
+
+class DefendedModel(nn.Module):
+    """``classify(transform(points))``, with the flags the evaluation layer needs.
+
+    Args:
+        classify: the differentiable part, points -> logits (usually the backbone).
+        transform: optional preprocessing, points (B, N, 3) -> (B, N', 3).
+        differentiable: whether gradients through ``transform`` are meaningful (else BPDA is used).
+        randomized: whether ``transform`` is random (then adaptive attacks use EOT).
+        backbone: the underlying backbone (defaults to ``classify`` when it is one).
+        extra_params: trainable parameters the defense adds at inference (the papers' "+Params").
+        provenance: where any trained part came from (recorded in every row).
+    """
+
+    def __init__(
+        self,
+        classify: nn.Module,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        *,
+        differentiable: bool = True,
+        randomized: bool = False,
+        backbone: Backbone | None = None,
+        extra_params: int = 0,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.classify = classify
+        self.transform = transform
+        self.differentiable = differentiable
+        self.randomized = randomized
+        if backbone is None:
+            if not isinstance(classify, Backbone):
+                raise ConfigError("DefendedModel needs backbone= when classify is not a Backbone")
+            backbone = classify
+        self._backbone = [backbone]  # a list, so nn.Module does not register it twice
+        self.extra_params = extra_params
+        self.provenance = dict(provenance or {})
+
+    @property
+    def backbone(self) -> Backbone:
+        return self._backbone[0]
+
+    @property
+    def num_classes(self) -> int:
+        return self.backbone.num_classes
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        if self.transform is not None:
+            if self.differentiable:
+                points = self.transform(points)
+            else:
+                with torch.no_grad():
+                    points = self.transform(points)
+        return self.classify(points)
+
+
+class Defense(ABC):
+    """Base class of defenses.
+
+    Class variables:
+        name: registry name.
+        variants: named parameter sets; the first is the default.
+        trains: whether :meth:`build` trains something (cached under ``ctx.cache_dir``).
+        differentiable, randomized: properties of the preprocessing stage, if any.
+        description, references: for listings and docs.
+    """
+
+    name: ClassVar[str]
+    variants: ClassVar[Mapping[str, Mapping[str, Any]]] = {"default": {}}
+    trains: ClassVar[bool] = False
+    differentiable: ClassVar[bool] = True
+    randomized: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+    references: ClassVar[str] = ""
+
+    def __init__(self, variant: str | None = None, overrides: Mapping[str, Any] | None = None) -> None:
+        variant = variant or next(iter(self.variants))
+        if variant not in self.variants:
+            raise ConfigError(
+                f"defense {self.name!r} has no variant {variant!r}; valid variants: {', '.join(self.variants)}"
+            )
+        params = dict(self.variants[variant])
+        for key, value in (overrides or {}).items():
+            if key not in params:
+                raise ConfigError(f"defense {self.name!r} has no parameter {key!r}; valid: {', '.join(sorted(params))}")
+            params[key] = type(params[key])(value) if params[key] is not None else value
+        self.variant = variant
+        self.params: dict[str, Any] = params
+        self.overridden = bool(overrides)
+
+    @property
+    def label(self) -> str:
+        """``name`` or ``name:variant`` (``+custom`` when parameters were overridden)."""
+        base = self.name if self.variant == next(iter(self.variants)) else f"{self.name}:{self.variant}"
+        return base + ("+custom" if self.overridden else "")
+
+    @abstractmethod
+    def build(self, ctx: DefenseContext) -> DefendedModel:
+        """Build (training if needed) the defended model."""
+
+
+class PreprocessingDefense(Defense):
+    """A defense that only transforms the input of the unchanged backbone. Implement :meth:`transform`."""
+
+    differentiable: ClassVar[bool] = False
+
+    @abstractmethod
+    def transform(self, points: torch.Tensor) -> torch.Tensor:
+        """Preprocess a batch: (B, N, 3) -> (B, N', 3). Use the global torch RNG for randomness (seeded per cell)."""
+
+    def build(self, ctx: DefenseContext) -> DefendedModel:
+        return DefendedModel(ctx.backbone, self.transform, differentiable=self.differentiable,
+                             randomized=self.randomized)

@@ -1,0 +1,1 @@
+"""Evaluation: victims per threat setting, metrics, result rows and the evaluation matrix."""

@@ -1,0 +1,104 @@
+"""Building the components of a run from the registries: datasets, backbones (trained or pretrained), attacks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from robench3d.attacks.base import Attack
+from robench3d.backbones.base import BackboneSpec
+from robench3d.config import RunConfig, parse_ref
+from robench3d.datasets.base import DatasetOptions, PreparedDataset
+from robench3d.errors import ConfigError, UnknownComponentError
+from robench3d.norms import Split
+from robench3d.registry import Registries, split_patterns
+from robench3d.training.backbone import TrainedBackbone, load_weights_file, train_backbone
+
+__all__ = ["WeightsResolver", "build_backbone", "prepare_dataset", "select_attacks", "training_data"]
+
+logger = logging.getLogger(__name__)
+
+#: ``resolver(weights_spec) -> Path | None``; the CLI passes the plugin hook ``robench3d_resolve_weights``.
+WeightsResolver = Callable[[Any], Any]
+
+
+def prepare_dataset(registries: Registries, ref: str, *, cache_dir: Path, root: Path | None = None,
+                    fmt: str | None = None, num_points: int | None = None, seed: int = 0,
+                    extra: Mapping[str, Any] | None = None) -> PreparedDataset:
+    """Instantiate a dataset plugin from ``name[:variant]`` and prepare it."""
+    r = parse_ref(ref)
+    cls = registries.datasets.get(r.name)
+    options = DatasetOptions(cache_dir=cache_dir, root=root, variant=r.variant, num_points=num_points, seed=seed,
+                             format=fmt, extra=dict(extra or {}))
+    return cls(options).prepare()
+
+
+def training_data(registries: Registries, config: RunConfig, data: PreparedDataset) -> PreparedDataset | None:
+    """The data models are trained on: the dataset itself, ``--train-dataset``, or its declared ``trained_on``."""
+    if config.train_dataset:
+        return prepare_dataset(registries, config.train_dataset, cache_dir=config.cache_dir,
+                               root=config.train_data_root, num_points=config.num_points, seed=config.seed)
+    if data.has(Split.TRAIN):
+        return data
+    if data.trained_on and config.train_data_root is not None:
+        return prepare_dataset(registries, data.trained_on, cache_dir=config.cache_dir,
+                               root=config.train_data_root, num_points=config.num_points, seed=config.seed)
+    return None
+
+
+def build_backbone(registries: Registries, ref: str, *, config: RunConfig, train_data: PreparedDataset | None,
+                   num_classes: int, resolver: WeightsResolver | None, scope: str = "backbone",
+                   progress: Callable[[str], None] | None = None) -> TrainedBackbone:
+    """A ready backbone: pretrained weights for ``arch.tag`` (local files only), else trained on ``train_data``."""
+    r = parse_ref(ref, tags=True)
+    spec: BackboneSpec = registries.backbones.get(r.name)
+    overrides = config.opt(scope)
+    if r.tag is not None:
+        if r.tag not in spec.weights:
+            raise UnknownComponentError(
+                f"backbone {r.name!r} has no weights tag {r.tag!r}; tags: {', '.join(spec.weights) or '(none)'}"
+            )
+        wspec = spec.weights[r.tag]
+        path = resolver(wspec) if resolver is not None else None
+        if path is None:
+            raise ConfigError(
+                f"weights for {r.name}.{r.tag} ({wspec.filename}) are not available locally and robench3d never "
+                f"downloads them: place the file in $ROBENCH3D_WEIGHTS or {config.cache_dir / 'weights'}"
+                + (f" (origin: {wspec.origin_url})" if wspec.origin_url else "")
+            )
+        from robench3d.cache import file_sha256
+
+        path = Path(path)  # plugins may return a str
+        model = spec.build(num_classes, r.variant or wspec.config, overrides)
+        load_weights_file(model, path)
+        return TrainedBackbone(model.eval(), str(r), f"file {path.name} sha256:{file_sha256(path)[:12]}", path)
+    if train_data is None:
+        raise ConfigError(
+            f"backbone {r.name!r} must be trained but the dataset has no train split; pass pretrained weights "
+            f"({r.name}.TAG) or --train-dataset/--train-data-root"
+        )
+    return train_backbone(spec, train_data, cache_dir=config.cache_dir, variant=r.variant, overrides=overrides,
+                          recipe_overrides=config.opt("train"), seed=config.seed, device=config.device,
+                          retrain=config.retrain, progress=progress)
+
+
+def select_attacks(registries: Registries, patterns: str, exclude: str | None = None) -> list[str]:
+    """Attack names for ``all``, suite names (``paper8``), globs and comma lists."""
+    reg = registries.attacks
+    suites: dict[str, list[str]] = {}
+    for name in reg.names():
+        for suite in getattr(reg.get(name), "suites", ()):
+            suites.setdefault(suite, []).append(name)
+    expanded: list[str] = []
+    for pat in split_patterns(patterns):
+        expanded.extend(suites.get(pat, [pat]))
+    return reg.select(expanded, exclude)
+
+
+def make_attack(registries: Registries, name: str, preset: str, overrides: Mapping[str, Any] | None,
+                seed: int) -> Attack:
+    """Instantiate a registered attack (the ``attack_factory`` handed to defenses)."""
+    cls = registries.attacks.get(name)
+    return cls(preset, overrides, seed=seed)

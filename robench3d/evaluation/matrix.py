@@ -1,0 +1,147 @@
+"""The evaluation matrix: dataset x backbone x defense x attack x threat setting -> result rows.
+
+For every defense the loop builds the defended model once; for every (attack, setting) cell it builds the victim
+of that setting (:mod:`robench3d.evaluation.victims`), generates adversarial clouds (cached: an oblivious attack
+runs once per dataset/backbone/attack/preset/seed and is replayed on every defense), classifies them with the
+defended model and writes a row plus per-example outcomes. Cells already present in the results folder with the
+same configuration are reused, so an interrupted run resumes where it stopped and loses nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from robench3d.attacks.base import Attack, AttackContext
+from robench3d.config import RunConfig, parse_ref
+from robench3d.datasets.base import PreparedDataset
+from robench3d.defenses.base import Defense, DefenseContext
+from robench3d.evaluation import cells
+from robench3d.evaluation.components import (WeightsResolver, build_backbone, make_attack, prepare_dataset,
+                                             select_attacks, training_data)
+from robench3d.evaluation.results import SCHEMA_VERSION, ResultsStore, data_fields_json
+from robench3d.norms import Setting, Split
+from robench3d.registry import Registries
+from robench3d.training.backbone import TrainedBackbone
+
+__all__ = ["MatrixResult", "run_matrix"]
+
+logger = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("robench3d")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass
+class MatrixResult:
+    """Rows written by a run (including skipped cells) and the store they live in."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    store: ResultsStore | None = None
+
+
+def _attack_overrides(config: RunConfig, name: str, attack_cls: type[Attack], preset: str) -> dict[str, Any]:
+    """``--opt attack.KEY=V`` applies to every attack that has KEY; ``attack.NAME.KEY=V`` to one attack."""
+    out: dict[str, Any] = {}
+    params = attack_cls.presets.get(preset if preset != "custom" else "standard", {})
+    for key, value in config.opt("attack").items():
+        target, dot, param = key.rpartition(".")
+        if dot and target == name:
+            out[param] = value
+        elif not dot and key in params:
+            out[key] = value
+    return out
+
+
+def run_matrix(
+    config: RunConfig,
+    registries: Registries,
+    *,
+    resolve_weights: WeightsResolver | None = None,
+    progress: Callable[[str], None] | None = None,
+    plugin_versions: Mapping[str, str] | None = None,
+) -> MatrixResult:
+    """Run every cell of the configured matrix, writing rows into ``config.output_dir`` as they finish."""
+    config.validate()
+    say = progress or (lambda msg: logger.info("%s", msg))
+    store = ResultsStore(config.output_dir)
+    result = MatrixResult(store=store)
+    data = prepare_dataset(registries, config.dataset, cache_dir=config.cache_dir, root=config.data_root,
+                           fmt=config.data_format, num_points=config.num_points, seed=config.seed,
+                           extra=config.opt("dataset"))
+    test = data.split(Split.TEST)
+    n = len(test) if config.n_examples is None else min(config.n_examples, len(test))
+    train_data = training_data(registries, config, data)
+    attack_names = select_attacks(registries, config.attacks, config.exclude)
+    defense_refs = [parse_ref(d) for d in config.defenses]
+    for ref in defense_refs:
+        registries.defenses.get(ref.name)  # fail on a typo before any training starts
+    versions = dict(plugin_versions or {})
+    say(f"dataset {data.name} ({data.version}): {n} test clouds, {data.num_classes} classes; "
+        f"attacks: {', '.join(attack_names)}; settings: {', '.join(map(str, config.settings))}")
+
+    attacks: dict[str, Attack] = {}
+    actx = AttackContext(dataset=train_data or data, cache_dir=config.cache_dir, seed=config.seed,
+                         device=config.device, progress=say)
+    for name in attack_names:
+        cls = registries.attacks.get(name)
+        attacks[name] = cls(config.preset, _attack_overrides(config, name, cls, config.preset), seed=config.seed)
+        attacks[name].prepare(actx)
+
+    for bref in config.backbones:
+        trained = build_backbone(registries, bref, config=config, train_data=train_data,
+                                 num_classes=data.num_classes, resolver=resolve_weights, progress=say)
+        surrogate = _surrogate(registries, config, bref, train_data, data, resolve_weights, say)
+        for dref in defense_refs:
+            defense: Defense = registries.defenses.get(dref.name)(dref.variant, config.opt("defense"))
+            ctx = DefenseContext(
+                dataset=train_data or data, backbone=trained.model, backbone_name=trained.name,
+                attack_factory=lambda name, preset="standard", overrides=None: make_attack(
+                    registries, name, preset, overrides, config.seed),
+                cache_dir=config.cache_dir, seed=config.seed, device=config.device, registries=registries,
+                progress=say, backbone_provenance=trained.provenance)
+            say(f"building defense {defense.label} on {trained.name}")
+            defended = defense.build(ctx)
+            base = cells.CellBase(
+                config=config, data=data, test_n=n, trained=trained, defense=defense, defended=defended,
+                surrogate=surrogate, store=store, version=_version(),
+                plugins=_plugins(registries, versions, data.name, parse_ref(bref, tags=True).name, dref.name),
+                progress=say,
+            )
+            base.measure()
+            for aname in attack_names:
+                for setting in config.settings:
+                    row = cells.run_cell(base, attacks[aname], setting)
+                    row["schema_version"] = SCHEMA_VERSION
+                    row["data_fields"] = data_fields_json(data.row_fields)
+                    result.rows.append(row)
+    return result
+
+
+def _surrogate(registries: Registries, config: RunConfig, victim_ref: str, train_data: PreparedDataset | None,
+               data: PreparedDataset, resolver: WeightsResolver | None,
+               say: Callable[[str], None]) -> TrainedBackbone | str | None:
+    """The transfer surrogate, or a string saying why there is none (transfer cells are then skipped)."""
+    if Setting.TRANSFER not in config.settings:
+        return None
+    victim_arch = parse_ref(victim_ref, tags=True).name
+    name = config.surrogate or ("dgcnn" if victim_arch.startswith("pointnet2") else "pointnet2_ssg")
+    if parse_ref(name, tags=True).name not in registries.backbones:
+        return f"surrogate backbone {name!r} is not registered (choose one with --surrogate)"
+    say(f"preparing transfer surrogate {name}")
+    return build_backbone(registries, name, config=config, train_data=train_data, num_classes=data.num_classes,
+                          resolver=resolver, scope="surrogate", progress=say)
+
+
+def _plugins(registries: Registries, versions: Mapping[str, str], dataset: str, backbone: str, defense: str) -> str:
+    owners = {registries.datasets.owner(dataset), registries.backbones.owner(backbone),
+              registries.defenses.owner(defense)}
+    owners |= {registries.attacks.owner(a) for a in registries.attacks.names()}
+    return "; ".join(sorted(versions.get(o, o) for o in owners))

@@ -1,0 +1,92 @@
+"""Victims: what an attack differentiates (or queries) in each threat setting (protocol.md section 2).
+
+* oblivious: the undefended base backbone;
+* adaptive: the defended model itself when its preprocessing is differentiable, else :class:`BPDAVictim`;
+* transfer: a surrogate backbone;
+* query: :class:`ScoreOracle`, scores only, with a query counter.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robench3d.defenses.base import DefendedModel
+
+__all__ = ["BPDAVictim", "ScoreOracle", "adaptive_victim", "bpda_through"]
+
+
+def bpda_through(transformed: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """Return ``transformed`` in the forward pass with an identity backward pass to the inputs.
+
+    Each output point is tied to its nearest input point (for point removal and padding by duplication that is
+    the point it came from); the gradient of an output point flows unchanged to that input point. Removed points
+    get no gradient, duplicated points accumulate theirs.
+
+    Shape: transformed (B, M, 3), inputs (B, N, 3) -> (B, M, 3).
+    """
+    with torch.no_grad():
+        idx = torch.cdist(transformed, inputs.detach(), compute_mode="donot_use_mm_for_euclid_dist").argmin(dim=2)
+    picked = torch.gather(inputs, 1, idx.unsqueeze(-1).expand(-1, -1, 3))
+    return transformed.detach() + (picked - picked.detach())
+
+
+class BPDAVictim(nn.Module):
+    """Adaptive victim for non-differentiable or random preprocessing: BPDA, averaged over EOT samples.
+
+    The forward pass runs the real preprocessing; the backward pass treats it as the identity
+    (:func:`bpda_through`); the differentiable rest (``classify``) is differentiated exactly. For randomised
+    preprocessing the logits are averaged over ``eot_samples`` independent draws.
+    """
+
+    def __init__(self, defended: DefendedModel, eot_samples: int = 10) -> None:
+        super().__init__()
+        self.defended = defended
+        self.eot_samples = eot_samples if defended.randomized else 1
+        self.randomized = defended.randomized
+
+    @property
+    def modules_to_freeze(self) -> tuple[nn.Module, ...]:
+        return (self.defended,)
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        assert self.defended.transform is not None
+        total = None
+        for _ in range(self.eot_samples):
+            if self.defended.differentiable:
+                y = self.defended.transform(points)
+            else:
+                with torch.no_grad():
+                    y = self.defended.transform(points)
+                y = bpda_through(y, points)
+            logits = self.defended.classify(y)
+            total = logits if total is None else total + logits
+        assert total is not None
+        return total / self.eot_samples
+
+
+class ScoreOracle(nn.Module):
+    """Score-only access to a model: no gradients, and every sample's queries are counted."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.queries = 0
+        self.randomized = bool(getattr(model, "randomized", False))
+
+    @property
+    def modules_to_freeze(self) -> tuple[nn.Module, ...]:
+        return (self.model,)
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        self.queries += points.shape[0]
+        with torch.no_grad():
+            return self.model(points.detach())
+
+
+def adaptive_victim(defended: DefendedModel, eot_samples: int) -> nn.Module:
+    """The victim of the adaptive setting: the defended model itself when plain gradients are exact (no
+    preprocessing, or differentiable deterministic preprocessing), else a :class:`BPDAVictim` (BPDA and/or EOT)."""
+    if defended.transform is None or (defended.differentiable and not defended.randomized):
+        return defended
+    return BPDAVictim(defended, eot_samples)

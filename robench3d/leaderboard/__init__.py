@@ -1,0 +1,1 @@
+"""Committed leaderboards: ``leaderboards/<dataset>/<preset>/<setting>.csv``, changed only by explicit commands."""

@@ -1,0 +1,177 @@
+"""Train (or load from the cache) a backbone on a prepared dataset, with full provenance.
+
+Weights are cached under ``<cache>/backbones/<arch>/<key>/`` where ``key`` hashes the full configuration
+(architecture, configuration, overrides, head, training recipe, dataset name + version, seed): ``model.safetensors``
+plus ``model.json`` (configuration, recipe, validation accuracy, training time, weights provenance). An interrupted
+training resumes from ``checkpoint.pt`` (loaded with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from robench3d.backbones.base import Backbone, BackboneSpec, TrainRecipe
+from robench3d.cache import file_sha256, read_json, stable_hash, write_json
+from robench3d.datasets.base import PreparedDataset
+from robench3d.errors import ConfigError
+from robench3d.norms import Split
+from robench3d.training.trainer import Trainer, TrainerConfig
+
+__all__ = ["TrainedBackbone", "accuracy", "augment", "load_weights_file", "train_backbone"]
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the training loop changes in a way that changes the weights it produces.
+TRAIN_CODE_VERSION = 1
+
+
+@dataclass
+class TrainedBackbone:
+    """A ready backbone and where its weights came from (recorded in every result row)."""
+
+    model: Backbone
+    name: str
+    provenance: str
+    path: Path | None = None
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def augment(points: torch.Tensor, gen: torch.Generator, recipe: TrainRecipe) -> torch.Tensor:
+    """IF-Defense training augmentation: random rotation about the up (y) axis and clipped Gaussian jitter."""
+    b = points.shape[0]
+    if recipe.num_points is not None and recipe.num_points < points.shape[1]:
+        # Train on a random subset of the points: cheaper steps on CPU, and a density augmentation.
+        idx = torch.randperm(points.shape[1], generator=gen)[: recipe.num_points]
+        points = points[:, idx]
+    if recipe.rotate:
+        theta = torch.rand(b, generator=gen) * 2 * math.pi
+        c, s = torch.cos(theta), torch.sin(theta)
+        zero, one = torch.zeros(b), torch.ones(b)
+        rot = torch.stack([c, zero, s, zero, one, zero, -s, zero, c], dim=1).view(b, 3, 3)
+        points = points @ rot.to(points.dtype)
+    if recipe.jitter_sigma > 0:
+        noise = torch.randn(points.shape, generator=gen) * recipe.jitter_sigma
+        points = points + noise.clamp(-recipe.jitter_clip, recipe.jitter_clip).to(points.dtype)
+    return points
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, data: PreparedDataset, split: Split | str, *, batch_size: int = 64,
+             limit: int | None = None, device: str = "cpu") -> float:
+    """Top-1 accuracy of ``model`` on a split."""
+    model.eval()
+    correct = total = 0
+    for batch in data.batches(split, batch_size, limit=limit):
+        pred = model(batch.points.to(device)).argmax(dim=1).cpu()
+        correct += int((pred == batch.labels).sum())
+        total += len(batch.labels)
+    return correct / max(total, 1)
+
+
+def load_weights_file(model: torch.nn.Module, path: Path) -> None:
+    """Load a ``.safetensors`` (or weights-only ``.pt``) state dict strictly, without executing code."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"cannot load weights from {path}: {exc}") from exc
+
+
+def train_backbone(
+    spec: BackboneSpec,
+    data: PreparedDataset,
+    *,
+    cache_dir: Path,
+    variant: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    recipe_overrides: Mapping[str, Any] | None = None,
+    head: str = "linear",
+    class_embeddings: torch.Tensor | None = None,
+    class_embeddings_source: str = "",
+    seed: int = 0,
+    device: str = "cpu",
+    retrain: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> TrainedBackbone:
+    """Return the trained backbone for this configuration, training it only if it is not cached.
+
+    Selection uses the validation split when the dataset has one (never test); without one the last epoch is kept
+    and the provenance says so.
+    """
+    variant = variant or spec.default_config
+    cfg = spec.config(variant, overrides)
+    recipe = spec.recipe(variant).with_overrides(**dict(recipe_overrides or {}))
+    if not data.has(Split.TRAIN):
+        raise ConfigError(
+            f"dataset {data.name!r} has no train split, so backbone {spec.name!r} cannot be trained on it; "
+            "use pretrained weights (--backbone ARCH.TAG) or train on the dataset it belongs to"
+        )
+    key_src = {"arch": spec.name, "variant": variant, "config": cfg, "recipe": dataclasses.asdict(recipe),
+               "head": head, "class_embeddings": class_embeddings_source, "dataset": data.name,
+               "dataset_version": data.version, "seed": seed, "code": TRAIN_CODE_VERSION}
+    key = stable_hash(key_src)
+    out = cache_dir / "backbones" / spec.name / key
+    weights, sidecar = out / "model.safetensors", out / "model.json"
+    name = f"{spec.name}:{variant}"
+    torch.manual_seed(seed)  # identical initialisation for identical configurations
+    model = spec.build(data.num_classes, variant, overrides, head=head, class_embeddings=class_embeddings).to(device)
+    if weights.exists() and sidecar.exists() and not retrain:
+        load_weights_file(model, weights)
+        info = read_json(sidecar)
+        return TrainedBackbone(model.eval(), name, info["provenance"], weights, info)
+
+    say = progress or (lambda msg: logger.info("%s", msg))
+    ntrain = len(data.split(Split.TRAIN))
+    steps = max(ntrain // recipe.batch_size, 1)
+    trainer = Trainer(
+        TrainerConfig(epochs=recipe.epochs, lr=recipe.lr, optimizer=recipe.optimizer,
+                      weight_decay=recipe.weight_decay, min_lr=recipe.min_lr, grad_clip=recipe.grad_clip, seed=seed),
+        checkpoint=None if retrain else out / "checkpoint.pt",
+        progress=lambda msg: say(f"train {name} on {data.name}: {msg}"),
+    )
+
+    def batches(epoch: int) -> Any:
+        return data.batches(Split.TRAIN, recipe.batch_size, shuffle=True, seed=seed * 10_007 + epoch,
+                            augment=lambda p, g: augment(p, g, recipe), drop_last=ntrain >= recipe.batch_size)
+
+    def step(m: torch.nn.Module, batch: Any) -> torch.Tensor:
+        logits = m(batch.points.to(device))
+        loss = F.cross_entropy(logits, batch.labels.to(device), label_smoothing=recipe.label_smoothing)
+        reg = getattr(m, "regularizer", None)
+        return loss + 1e-3 * reg() if reg is not None else loss
+
+    has_val = data.has(Split.VAL)
+    validate = (lambda m: accuracy(m, data, Split.VAL, device=device)) if has_val else None
+    result = trainer.fit(model, batches, step, validate, steps_per_epoch=steps)
+    out.mkdir(parents=True, exist_ok=True)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    digest = file_sha256(weights)
+    selection = f"best val epoch {result.best_epoch}" if has_val else "last epoch (no val split)"
+    provenance = f"trained here on {data.name}@{data.version} seed {seed}, {selection}, sha256:{digest[:12]}"
+    info = {"provenance": provenance, "name": name, "config": cfg, "recipe": dataclasses.asdict(recipe),
+            "head": head, "dataset": data.name, "dataset_version": data.version, "seed": seed,
+            "val_accuracy": result.best_score, "best_epoch": result.best_epoch, "selection_split": "val" if has_val
+            else "none", "train_seconds": round(result.seconds, 1), "history": result.history, "sha256": digest,
+            "key": key_src}
+    write_json(sidecar, info)
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        ckpt.unlink()  # the final weights supersede the resume point
+    return TrainedBackbone(model.eval(), name, provenance, weights, info)

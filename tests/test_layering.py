@@ -1,0 +1,60 @@
+"""Imports flow one way through the layers of style.md section 5.1 (checked with ast, no extra dependency)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).parents[1] / "robench3d"
+
+LAYER = {
+    "errors": -1, "norms": 0, "hookspecs": 0, "_typing": 0, "cache": 0,
+    "registry": 1, "config": 1,
+    "datasets": 2, "training": 2,
+    "backbones": 3, "defenses": 3,
+    "attacks": 4,
+    "evaluation": 5,
+    "leaderboard": 6,
+    "builtin": 7, "plugins": 7, "__init__": 7,
+    "cli": 8, "cli_commands": 8, "__main__": 8,
+}
+# training sits beside datasets but trains backbones; defenses may use backbones.base for types.
+ALLOWED = {("training", "backbones"), ("training", "datasets"), ("defenses", "backbones"), ("defenses", "training")}
+
+
+def _group(module: str) -> str:
+    parts = module.split(".")
+    group = parts[1] if len(parts) > 1 else "__init__"
+    return "cli" if group in ("cli_commands", "__main__") else group
+
+
+def _runtime_imports(tree: ast.Module) -> list[ast.ImportFrom]:
+    """ImportFrom nodes outside ``if TYPE_CHECKING:`` blocks (type-only imports may point anywhere)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for child in node.body for n in ast.walk(child)}
+    return [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and id(n) not in skip]
+
+
+def test_imports_flow_one_way() -> None:
+    problems = []
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG.parent).with_suffix("")
+        mod = ".".join(rel.parts)
+        src = _group(mod if not mod.endswith("__init__") or mod == "robench3d.__init__" else mod + ".x")
+        if mod == "robench3d.__init__":
+            src = "__init__"
+        for node in _runtime_imports(ast.parse(path.read_text())):
+            if node.module and node.module.startswith("robench3d."):
+                dst = _group(node.module)
+            elif node.module == "robench3d" and src != "__init__":
+                names = [a.name for a in node.names]
+                dst = _group(f"robench3d.{names[0]}") if all((PKG / f"{n}.py").exists() for n in names) else "__init__"
+            else:
+                continue
+            if src == dst or (src, dst) in ALLOWED:
+                continue
+            if LAYER.get(dst, 99) >= LAYER.get(src, 0):
+                problems.append(f"{mod} imports {node.module}")
+    assert not problems, problems
