@@ -21,12 +21,12 @@ from robench3d.config import RunConfig
 from robench3d.datasets.base import PreparedDataset
 from robench3d.defenses.base import DefendedModel, Defense
 from robench3d.evaluation.metrics import chamfer, hausdorff, wilson_interval
-from robench3d.evaluation.results import ResultsStore
+from robench3d.evaluation.results import SCHEMA_VERSION, ResultsStore, data_fields_json
 from robench3d.evaluation.victims import ScoreOracle, adaptive_victim
 from robench3d.norms import Setting, Split
 from robench3d.training.backbone import TrainedBackbone
 
-__all__ = ["CellBase", "latency_ms", "run_cell"]
+__all__ = ["CellBase", "latency_ms", "run_cell", "sanity_accuracy"]
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +168,7 @@ def _row(base: CellBase, attack: Attack, setting: Setting) -> dict[str, Any]:
                                                                                         TrainedBackbone) else "",
         "plugins": base.plugins, "robench3d_version": base.version,
         "latency_ms": base.latency, "latency_ratio": base.latency_ratio, "unreliable": False,
+        "schema_version": SCHEMA_VERSION, "data_fields": data_fields_json(base.data.row_fields),
     }
     row["config_hash"] = stable_hash({k: row[k] for k in sorted(row) if k not in ("latency_ms", "latency_ratio")}
                                      | {"params": attack.params, "batch": cfg.batch_size,
@@ -215,3 +216,11 @@ def run_cell(base: CellBase, attack: Attack, setting: Setting) -> dict[str, Any]
             samples[k] = v
     base.store.put(row, samples)
     return row
+
+
+def sanity_accuracy(base: CellBase, attack: Attack) -> float:
+    """Accuracy of the defended model under ``attack`` (a huge-budget PGD) in the adaptive setting."""
+    victim, fingerprint = _victim(base, Setting.ADAPTIVE)
+    adv, _, _ = _generate(base, attack, victim, fingerprint)
+    labels = base.test_arrays()[1]
+    return float((base.predict(adv, base.config.seed) == labels).mean())

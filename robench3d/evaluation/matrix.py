@@ -22,7 +22,8 @@ from robench3d.defenses.base import Defense, DefenseContext
 from robench3d.evaluation import cells
 from robench3d.evaluation.components import (WeightsResolver, build_backbone, make_attack, prepare_dataset,
                                              select_attacks, training_data)
-from robench3d.evaluation.results import SCHEMA_VERSION, ResultsStore, data_fields_json
+from robench3d.evaluation.masking import SANITY_PARAMS, flag_unreliable
+from robench3d.evaluation.results import ResultsStore
 from robench3d.norms import Setting, Split
 from robench3d.registry import Registries
 from robench3d.training.backbone import TrainedBackbone
@@ -116,13 +117,27 @@ def run_matrix(
                 progress=say,
             )
             base.measure()
+            defense_rows = []
             for aname in attack_names:
                 for setting in config.settings:
                     row = cells.run_cell(base, attacks[aname], setting)
-                    row["schema_version"] = SCHEMA_VERSION
-                    row["data_fields"] = data_fields_json(data.row_fields)
                     result.rows.append(row)
+                    defense_rows.append(row)
+            _flag(base, registries, config, defense_rows, attacks, say)
     return result
+
+
+def _flag(base: cells.CellBase, registries: Registries, config: RunConfig, rows: list[dict[str, Any]],
+          attacks: dict[str, Attack], say: Callable[[str], None]) -> None:
+    """Gradient-masking flags for one defended model (adaptive rows), rewritten into the store."""
+    sanity = None
+    gradient_attacks = [a for a in attacks.values() if Setting.ADAPTIVE in a.supported_settings and not a.is_control]
+    if Setting.ADAPTIVE in config.settings and gradient_attacks and "pgd_linf" in registries.attacks:
+        probe = make_attack(registries, "pgd_linf", "standard", SANITY_PARAMS, config.seed)
+        sanity = cells.sanity_accuracy(base, probe)
+        say(f"sanity check on {base.defense.label}: PGD at linf eps 1.0 leaves {100 * sanity:.1f}% accuracy")
+    for row in flag_unreliable(rows, sanity):
+        base.store.put(row)
 
 
 def _surrogate(registries: Registries, config: RunConfig, victim_ref: str, train_data: PreparedDataset | None,
