@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import TINY_RUN
+
 from robench3d.cli import main
 from robench3d.evaluation.results import KEY, read_table
 
 
 def _run(tmp_path: Path, *extra: str) -> int:
-    return main(["run", *TINY_RUN, "--attacks", "all", "--output", str(tmp_path / "out"), *extra])
+    return main(["run", *TINY_RUN, "--attacks", "fgsm,pgd_linf", "--output", str(tmp_path / "out"), *extra])
 
 
 def test_run_writes_rows_samples_and_table(tmp_path: Path, cache: Path, capsys: pytest.CaptureFixture[str]) -> None:

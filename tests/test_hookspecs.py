@@ -22,7 +22,8 @@ def test_every_hook_documented() -> None:
 def test_every_hook_named_in_readme_and_used_in_tests() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     tests = "".join(p.read_text() for p in Path(__file__).parent.rglob("*.py") if p.name != "test_hookspecs.py")
-    tests += (Path(__file__).parents[1] / "plugins" / "robench3d-example" / "robench3d_example" / "plugin.py").read_text()
+    example = Path(__file__).parents[1] / "plugins" / "robench3d-example" / "robench3d_example" / "plugin.py"
+    tests += example.read_text()
     for name in HOOKS:
         assert name in readme, f"{name} missing from README"
         assert name in tests, f"{name} has no test"

@@ -4,8 +4,8 @@ import types
 from pathlib import Path
 
 import pytest
-
 from plugin_utils import make_dist
+
 from robench3d import hookimpl
 from robench3d.cli import main
 from robench3d.errors import DuplicateComponentError, PluginLoadError

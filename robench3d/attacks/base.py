@@ -70,7 +70,9 @@ def victim_logits(victim: Callable[[torch.Tensor], torch.Tensor], points: torch.
     return logits
 
 
-def cw_margin(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None, kappa: float = 0.0) -> torch.Tensor:
+def cw_margin(
+    logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None, kappa: float = 0.0
+) -> torch.Tensor:
     """Carlini-Wagner margin loss per sample, to be *minimised*.
 
     Untargeted: ``max(z_y - max_{j!=y} z_j, -kappa)``; targeted: ``max(max_{j!=t} z_j - z_t, -kappa)``.

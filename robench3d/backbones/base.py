@@ -168,7 +168,9 @@ class TrainRecipe:
         """A copy with some fields replaced (``--opt train.epochs=5``)."""
         unknown = set(kw) - set(self.__dataclass_fields__)
         if unknown:
-            raise ConfigError(f"unknown training option(s) {sorted(unknown)}; valid: {sorted(self.__dataclass_fields__)}")
+            raise ConfigError(
+                f"unknown training option(s) {sorted(unknown)}; valid: {sorted(self.__dataclass_fields__)}"
+            )
         return replace(self, **kw)
 
 

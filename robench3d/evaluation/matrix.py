@@ -20,8 +20,14 @@ from robench3d.config import RunConfig, parse_ref
 from robench3d.datasets.base import PreparedDataset
 from robench3d.defenses.base import Defense, DefenseContext
 from robench3d.evaluation import cells
-from robench3d.evaluation.components import (WeightsResolver, build_backbone, make_attack, prepare_dataset,
-                                             select_attacks, training_data)
+from robench3d.evaluation.components import (
+    WeightsResolver,
+    build_backbone,
+    make_attack,
+    prepare_dataset,
+    select_attacks,
+    training_data,
+)
 from robench3d.evaluation.masking import SANITY_PARAMS, flag_unreliable
 from robench3d.evaluation.results import ResultsStore
 from robench3d.norms import Setting, Split

@@ -141,7 +141,8 @@ class Trainer:
         global_step = start_epoch * (steps_per_epoch or 0)
         try:
             for epoch in range(start_epoch, c.epochs):
-                torch.manual_seed(c.seed * 100_003 + epoch)  # dropout etc.: reproducible per epoch, so resume == uninterrupted
+                # Dropout etc. reseeded per epoch, so a resumed run reproduces an uninterrupted one.
+                torch.manual_seed(c.seed * 100_003 + epoch)
                 model.train()
                 for m in self.frozen_modules:
                     m.eval()
@@ -212,6 +213,8 @@ class Trainer:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
         except (RuntimeError, KeyError, ValueError, EOFError) as exc:
-            raise ConfigError(f"cannot resume from checkpoint {self.checkpoint}: {exc}; delete it to start over") from exc
+            raise ConfigError(
+                f"cannot resume from checkpoint {self.checkpoint}: {exc}; delete it to start over"
+            ) from exc
         best_state = state["best_state"] or None
         return int(state["epoch"]), list(state["history"]), (state["best_score"], int(state["best_epoch"]), best_state)
