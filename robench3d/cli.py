@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(data)
     _add_data(data)
     data.add_argument("--backbone", default="pointnet",
-                      help="model used by 'info' for confusion-prone pairs on the embedded dataset")
+                      help="model whose confusion-prone class pairs 'info' prints (trained or taken from the cache)")
+    data.add_argument("--confusion", action=argparse.BooleanOptionalAction, default=None,
+                      help="print confusion-prone pairs (default: on for the embedded 'shapes' dataset)")
 
     lst = sub.add_parser("list", help="list registered components")
     lst.add_argument("kind", nargs="?", default=None, help=KINDS_HELP)

@@ -66,7 +66,8 @@ def _describe(obj: Any) -> str:
     if getattr(obj, "variants", None) and not isinstance(obj.variants, str):
         variants = list(obj.variants)
         if len(variants) > 1:
-            extra.append("variants: " + ", ".join(map(str, variants)))
+            shown = ", ".join(map(str, variants[:6])) + (f", ... ({len(variants)} in all)" if len(variants) > 6 else "")
+            extra.append("variants: " + shown)
     if hasattr(obj, "supported_settings"):
         extra.append("settings: " + ",".join(sorted(str(s) for s in obj.supported_settings)))
     return desc + (f" [{'; '.join(extra)}]" if extra else "")
@@ -188,22 +189,37 @@ def cmd_train(args: argparse.Namespace, blocked: list[str]) -> int:
 
 def cmd_data(args: argparse.Namespace, blocked: list[str]) -> int:
     """``robench3d data prepare|info|verify``."""
+    from robench3d.datasets import tools
+    from robench3d.datasets.base import DatasetOptions
     from robench3d.evaluation.components import prepare_dataset
 
     _pm, registries = _load(blocked, strict=True)
     cache_dir = env_cache_dir(args)
     opts = parse_opts(args.opt)
+    if args.action == "verify":
+        ref = parse_ref(args.dataset)
+        dataset = registries.datasets.get(ref.name)(DatasetOptions(
+            cache_dir=cache_dir, root=args.data_root, variant=ref.variant, num_points=args.num_points,
+            seed=args.seed, format=args.data_format, extra=opts["dataset"]))
+        report = tools.verify(dataset)
+        print(f"dataset {report.dataset}  root {report.root or '-'}  format {report.format or '-'}")
+        if report.files:
+            print(tabulate(report.checksum_rows(), headers=["file", "bytes", "sha256"], tablefmt="simple"))
+        for note in report.notes:
+            print(f"note: {note}")
+        for problem in report.problems:
+            print(f"PROBLEM: {problem}")
+        print("ok" if report.ok else f"{len(report.problems)} problem(s) found")
+        return 0 if report.ok else 1
     data = prepare_dataset(registries, args.dataset, cache_dir=cache_dir, root=args.data_root, fmt=args.data_format,
                            num_points=args.num_points, seed=args.seed, extra=opts["dataset"])
-    print(f"dataset {data.name}  version {data.version}  classes {data.num_classes}")
-    splits = [s for s in ("train", "val", "test") if data.has(s)]
-    rows = []
-    for i, cname in enumerate(data.class_names):
-        rows.append([i, cname] + [int((data.split(s).labels == i).sum()) for s in splits])
-    rows.append(["", "total"] + [len(data.split(s)) for s in splits])
-    print(tabulate(rows, headers=["label", "class"] + splits, tablefmt="simple"))
-    print("points per cloud: " + ", ".join(f"{s} {data.split(s).num_points}" for s in splits))
-    if args.action == "info" and data.has("train") and data.has("test"):
+    info = tools.describe(data)
+    print(f"dataset {data.name}  version {data.version}  classes {data.num_classes}"
+          + (f"  (models trained on {data.trained_on})" if data.trained_on else ""))
+    print(tabulate(info["rows"], headers=info["headers"], tablefmt="simple"))
+    print("points per cloud: " + ", ".join(f"{s} {v['points_per_cloud']}" for s, v in info["splits"].items()))
+    confusion = args.confusion if args.confusion is not None else data.name == "shapes"
+    if args.action == "info" and confusion and data.has("train") and data.has("test"):
         _print_confusion(args, registries, data, cache_dir)
     return 0
 

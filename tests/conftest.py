@@ -8,10 +8,6 @@ from pathlib import Path
 
 import pytest
 
-TINY_RUN = ["--dataset", "shapes:tiny", "--backbone", "pointnet:test", "--num-points", "128", "--n", "16",
-            "--opt", "train.epochs=4", "-q"]
-
-
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No robench3d variables leak in from the developer's shell; hubs are never contacted."""

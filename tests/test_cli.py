@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY_RUN
+from helpers import TINY_RUN
 
 from robench3d.cli import main
 from robench3d.evaluation.results import KEY, read_table

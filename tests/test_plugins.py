@@ -4,7 +4,7 @@ import types
 from pathlib import Path
 
 import pytest
-from plugin_utils import make_dist
+from helpers import TINY_RUN, make_dist
 
 from robench3d import hookimpl
 from robench3d.cli import main
@@ -143,7 +143,6 @@ def test_trace_env_var_logs_hook_calls(monkeypatch: pytest.MonkeyPatch, caplog: 
 
 def test_rogue_attack_exceeding_budget_is_caught(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from conftest import TINY_RUN
 
     make_dist(tmp_path, monkeypatch, "rogue-dist", "rogue_mod", ROGUE_ATTACK)
     code = main(["run", *TINY_RUN, "--attacks", "rogue", "--output", str(tmp_path / "out")])

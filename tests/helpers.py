@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+#: CLI arguments of the tiny end-to-end setting (seconds on a CPU).
+TINY_RUN = ["--dataset", "shapes:tiny", "--backbone", "pointnet:test", "--num-points", "128", "--n", "16",
+            "--opt", "train.epochs=4", "-q"]
+
 
 def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dist: str, module: str, source: str,
               entry: str | None = None) -> None:

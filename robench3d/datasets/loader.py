@@ -1,0 +1,288 @@
+"""The pipeline shared by the real-data loaders: scan, fingerprint, load, sample, normalise, split, cache.
+
+A loader (:class:`FileDataset` subclass) only knows its layouts. :meth:`FileDataset.scan` resolves the root,
+detects the format and lists every file it will read, cheaply, as a :class:`Plan`; the files' names, sizes and
+modification times key the prepared cache, so editing or replacing any source file rebuilds it. Loading turns the
+files into :class:`RawSplit` chunks; the shared pipeline then picks N points per cloud (first N of the stored
+order, or farthest-point sampling), normalises each cloud into the unit sphere, draws target labels, carves a
+deterministic val split from train and writes one ``.npz`` under ``<cache_dir>/datasets/<name>/``.
+
+Options (``DatasetOptions`` fields, or ``--opt dataset.KEY=VALUE``, which wins): ``sampling`` (first | fps),
+``val_fraction``, ``data_seed`` (mesh surface sampling, default 0, so a run's ``--seed`` never changes the test
+clouds), ``normalize`` (true, except for ModelNet40-C whose corruptions would be undone), ``mesh_points``
+(points sampled per mesh before picking N, default max(2048, N)).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from robench3d.cache import atomic_path, stable_hash
+from robench3d.datasets import meshes
+from robench3d.datasets.base import (
+    Dataset,
+    DatasetOptions,
+    PreparedDataset,
+    SplitData,
+    carve_val,
+    check_points,
+    draw_targets,
+)
+from robench3d.datasets.roots import resolve_root
+from robench3d.errors import ConfigError, DataError
+from robench3d.norms import Split
+
+__all__ = ["LOADER_VERSION", "SAMPLINGS", "FileDataset", "MeshSampler", "Plan", "RawSplit", "fingerprint"]
+
+logger = logging.getLogger(__name__)
+
+#: Bump when preprocessing changes, so that every prepared cache is rebuilt.
+LOADER_VERSION = 1
+SAMPLINGS = ("first", "fps")
+_COMMON = {"sampling": None, "val_fraction": None, "data_seed": 0, "normalize": None, "mesh_points": None}
+
+
+@dataclass
+class RawSplit:
+    """One split as read from disk, before sampling: clouds in chunks that share a point count.
+
+    Shape:
+        chunks[i] (m_i, K_i, 3) float; labels (sum m_i,) int64; ids: sum m_i strings; masks[i] (m_i, K_i) bool
+        or None (per-point flags that follow the sampling, e.g. ScanObjectNN's foreground).
+    """
+
+    chunks: list[np.ndarray] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    masks: list[np.ndarray | None] = field(default_factory=list)
+
+    def add(self, chunk: np.ndarray, labels: Any, ids: list[str], source: str,
+            mask: np.ndarray | None = None) -> None:
+        """Append a chunk of clouds with their labels, ids, the file they came from and an optional mask."""
+        self.chunks.append(chunk)
+        self.sources.append(source)
+        self.labels.extend(int(x) for x in np.asarray(labels).ravel())
+        self.ids.extend(ids)
+        self.masks.append(mask)
+
+
+@dataclass
+class Plan:
+    """What a loader will read: found by a cheap scan, before any data file is opened.
+
+    Attributes:
+        format: the detected (or forced) on-disk format.
+        root: the folder the files live in.
+        files: every file the load reads (fingerprinted for the cache; hashed by ``robench3d data verify``).
+        class_names: label order.
+        load: reads the files: ``{split: RawSplit}``.
+        tags: short strings that go into the dataset version (variant folder, mask policy, mesh sampling).
+        row_fields: extra fields every result row carries (ModelNet40-C: corruption and severity).
+    """
+
+    format: str
+    root: Path
+    files: list[Path]
+    class_names: tuple[str, ...]
+    load: Callable[[], dict[Split, RawSplit]]
+    tags: list[str] = field(default_factory=list)
+    row_fields: dict[str, Any] = field(default_factory=dict)
+
+
+def fingerprint(files: list[Path], root: Path) -> tuple[str, str]:
+    """(content id from names and sizes, cache id that also covers modification times).
+
+    The content id goes into the dataset version, so two users with identical copies report the same version;
+    the cache id notices a file rewritten in place with the same size.
+    """
+    stats = []
+    for f in sorted(files):
+        try:
+            st = f.stat()
+        except OSError as exc:
+            raise DataError(f"{f} cannot be read ({exc}); check the data root") from exc
+        rel = f.relative_to(root).as_posix() if f.is_relative_to(root) else str(f)
+        stats.append((rel, st.st_size, st.st_mtime_ns))
+    return stable_hash([s[:2] for s in stats]), stable_hash(stats)
+
+
+class MeshSampler:
+    """Area-weighted surface sampling of mesh files, with every sampled cloud cached as a ``.npy``.
+
+    Each mesh's draw is seeded from ``data_seed`` and the shape's id (not its path or position in the list), so
+    the same shape gives the same cloud wherever the copy lives and whatever else is loaded with it.
+    """
+
+    def __init__(self, cache_dir: Path, name: str, n_points: int, data_seed: int, up_axis: str) -> None:
+        self.folder = cache_dir / "datasets" / name / "meshes"
+        self.n_points, self.data_seed, self.up_axis = n_points, data_seed, up_axis
+
+    def sample(self, path: Path, shape_id: str, reader: Callable[[Path], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """(n_points, 3) float32 points on the surface of the mesh in ``path``, rotated to y-up."""
+        from robench3d.datasets.meshio import sample_mesh, to_y_up
+
+        st = path.stat()
+        key = stable_hash([str(path.resolve()), st.st_size, st.st_mtime_ns, self.n_points, self.data_seed,
+                           self.up_axis, LOADER_VERSION])
+        cached = self.folder / key[:2] / f"{key}.npy"
+        if cached.is_file():
+            try:
+                pts = np.load(cached, allow_pickle=False)
+                if pts.shape == (self.n_points, 3):
+                    return pts
+            except (ValueError, OSError, EOFError):
+                pass  # a damaged cache entry is only a cache miss: resample below and overwrite it
+            logger.warning("mesh cache entry %s for %s is damaged; resampling", cached, path)
+        vertices, faces = reader(path)
+        rng = np.random.default_rng([self.data_seed, int(stable_hash(shape_id, 8), 16)])
+        pts = sample_mesh(to_y_up(vertices, self.up_axis), faces, self.n_points, rng, source=path)
+        with atomic_path(cached) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, pts)
+        return pts
+
+
+def _truthy(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(value).lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"dataset option {key}={value!r} must be true or false")
+
+
+class FileDataset(Dataset):
+    """Base of the loaders that read a user's copy of a real dataset (see the module docstring)."""
+
+    formats: ClassVar[tuple[str, ...]] = ()
+    #: dataset-specific ``extra`` options and their defaults.
+    extra_options: ClassVar[dict[str, Any]] = {}
+    normalize_default: ClassVar[bool] = True
+
+    def __init__(self, options: DatasetOptions) -> None:
+        super().__init__(options)
+        extra = dict(options.extra)
+        unknown = sorted(set(extra) - set(_COMMON) - set(self.extra_options))
+        if unknown:
+            valid = ", ".join(sorted(set(_COMMON) | set(self.extra_options)))
+            raise ConfigError(f"dataset {self.name!r} has no option(s) {unknown}; valid: {valid}")
+        self.settings = {**_COMMON, **self.extra_options, **extra}
+        self.sampling = str(extra.get("sampling", options.sampling))
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        self.val_fraction = float(extra.get("val_fraction", options.val_fraction))
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        self.data_seed = int(self.settings["data_seed"])
+        norm = self.settings["normalize"]
+        self.normalize = self.normalize_default if norm is None else _truthy(norm, "normalize")
+        if options.format is not None and options.format not in self.formats:
+            raise ConfigError(f"dataset {self.name!r} has no format {options.format!r}; "
+                              f"valid formats: {', '.join(self.formats)}")
+        if self.num_points < 1:
+            raise ConfigError(f"num_points must be positive, got {self.num_points}")
+        mp = self.settings["mesh_points"]
+        self.mesh_points = max(2048, self.num_points) if mp is None else int(mp)
+        if self.mesh_points < self.num_points:
+            raise ConfigError(f"mesh_points ({self.mesh_points}) must be at least num_points ({self.num_points})")
+
+    def root(self) -> Path:
+        """The data root (option, env var or config file; see :mod:`robench3d.datasets.roots`)."""
+        return resolve_root(self.name, self.options.root, self.root_env)
+
+    @abstractmethod
+    def detect_format(self, root: Path) -> str:
+        """The on-disk format found under ``root`` (one of :attr:`formats`)."""
+
+    @abstractmethod
+    def scan(self) -> Plan:
+        """Resolve the root and the format and list the files to read, without reading the data."""
+
+    def mesh_sampler(self, up_axis: str) -> MeshSampler:
+        """The cached surface sampler for this dataset's mesh files."""
+        return MeshSampler(self.options.cache_dir, self.name, self.mesh_points, self.data_seed, up_axis)
+
+    def version_of(self, plan: Plan, content_id: str) -> str:
+        """Format, variant, layout tags, N, sampling and a short source fingerprint."""
+        parts = [plan.format] + ([self.variant] if self.variant else []) + plan.tags
+        parts += [f"n{self.num_points}", self.sampling]
+        if self.normalize != self.normalize_default:
+            parts.append("norm" if self.normalize else "raw")
+        return "/".join(parts + [f"src-{content_id[:8]}"])
+
+    def prepare(self) -> PreparedDataset:
+        """Scan, then load the prepared cache for this exact configuration and source, or build and save it."""
+        plan = self.scan()
+        content_id, cache_id = fingerprint(plan.files, plan.root)
+        version = self.version_of(plan, content_id)
+        key = stable_hash({"loader": LOADER_VERSION, "name": self.name, "version": version, "source": cache_id,
+                           "root": str(plan.root.resolve()), "seed": self.options.seed,
+                           "val_fraction": self.val_fraction, "settings": self.settings})
+        path = self.options.cache_dir / "datasets" / self.name / f"{key}.npz"
+        common = {"trained_on": self.trained_on, "row_fields": dict(plan.row_fields),
+                  "provenance": {"root": str(plan.root), "format": plan.format, "files": len(plan.files),
+                                 "source_id": content_id, "cache": str(path)}}
+        if path.is_file():
+            logger.debug("dataset %s: prepared cache hit %s", self.name, path)
+            return PreparedDataset.load(path, name=self.name, version=version, **common)
+        t0 = time.perf_counter()
+        prepared = PreparedDataset(self.name, version, plan.class_names, self.build(plan), **common)
+        prepared.save(path)
+        logger.info("prepared %s %s in %.1fs -> %s", self.name, version, time.perf_counter() - t0, path)
+        return prepared
+
+    def build(self, plan: Plan) -> dict[Split, SplitData]:
+        """Read the plan's files and return the finished splits (val carved from train); no caching."""
+        splits = {s: self._finish(s, raw, plan) for s, raw in plan.load().items() if len(raw.ids)}
+        if not splits:
+            raise DataError(f"{plan.root}: no shapes found for dataset {self.name!r} ({plan.format} format)")
+        if Split.TRAIN in splits and Split.VAL not in splits and self.val_fraction > 0:
+            splits[Split.TRAIN], splits[Split.VAL] = carve_val(splits[Split.TRAIN], self.val_fraction,
+                                                                 self.options.seed)
+        return splits
+
+    def _finish(self, split: Split, raw: RawSplit, plan: Plan) -> SplitData:
+        """Sample N points, normalise, validate and attach targets."""
+        pts, masks = [], []
+        for chunk, source, mask in zip(raw.chunks, raw.sources, raw.masks, strict=True):
+            # Validate every stored point, not only the N kept: a NaN anywhere means a corrupt file.
+            chunk = check_points(chunk, source=source)
+            idx = self._pick(chunk, source)
+            picked = np.take_along_axis(chunk, idx[..., None], axis=1)
+            if self.normalize:
+                try:
+                    picked = meshes.normalize_unit_sphere(picked)
+                except ValueError as exc:  # NaN/Inf were rejected above, so the cloud has zero extent
+                    raise DataError(f"{source}: {exc}; the shape is collapsed to a single point") from exc
+            pts.append(picked)
+            masks.append(None if mask is None else np.take_along_axis(mask, idx, axis=1))
+        labels = np.asarray(raw.labels, dtype=np.int64)
+        counts = np.bincount(labels, minlength=len(plan.class_names))
+        empty = [plan.class_names[i] for i in np.flatnonzero(counts == 0)]
+        if empty:
+            logger.warning("dataset %s, %s split: %d of %d classes have no shapes (counted as 0): %s", self.name,
+                           split, len(empty), len(plan.class_names), ", ".join(empty))
+        meta = {"foreground": np.concatenate(masks)} if all(m is not None for m in masks) else {}
+        targets = draw_targets(labels, len(plan.class_names), self.options.seed)
+        return SplitData(np.concatenate(pts), labels, targets, np.asarray(raw.ids, dtype=str), meta)
+
+    def _pick(self, chunk: np.ndarray, source: str) -> np.ndarray:
+        """(m, N) indices of the points kept from each cloud of a (m, K, 3) chunk."""
+        m, k = chunk.shape[:2]
+        n = self.num_points
+        if k < n:
+            raise DataError(f"{source}: clouds have {k} points, fewer than the {n} requested; pass "
+                            f"--num-points {k} (or fewer)")
+        if self.sampling == "first":
+            return np.broadcast_to(np.arange(n), (m, n))
+        return np.stack([meshes.farthest_point_sample(c, n) for c in chunk])

@@ -1,0 +1,208 @@
+"""The three on-disk layouts of ModelNet: PointNet's HDF5, PointNet++'s resampled text, the original OFF meshes.
+
+Each ``scan_*`` function lists the files of one layout (checking that every file a split list names exists) and
+returns a :class:`~robench3d.datasets.loader.Plan` whose ``load`` reads them. ``classes`` is the label order
+of the dataset being built: all 40 ModelNet40 classes, or the ModelNet10 subset, whose labels are remapped to
+their position in that subset. Layout details are in ``docs/data-formats.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from robench3d.datasets.formats import (
+    basename,
+    check_cloud_array,
+    check_labels,
+    check_same_length,
+    read_h5,
+    read_id_list,
+    read_lines,
+    read_point_text,
+    unique_ids,
+)
+from robench3d.datasets.loader import MeshSampler, Plan, RawSplit
+from robench3d.datasets.meshio import read_off
+from robench3d.errors import DataError
+from robench3d.norms import Split
+
+__all__ = ["MODELNET40_CLASSES", "scan_h5", "scan_off", "scan_resampled"]
+
+logger = logging.getLogger(__name__)
+
+MODELNET40_CLASSES: tuple[str, ...] = (
+    "airplane", "bathtub", "bed", "bench", "bookshelf", "bottle", "bowl", "car", "chair", "cone", "cup", "curtain",
+    "desk", "door", "dresser", "flower_pot", "glass_box", "guitar", "keyboard", "lamp", "laptop", "mantel",
+    "monitor", "night_stand", "person", "piano", "plant", "radio", "range_hood", "sink", "sofa", "stairs", "stool",
+    "table", "tent", "toilet", "tv_stand", "vase", "wardrobe", "xbox",
+)
+_SPLITS = (Split.TRAIN, Split.TEST)
+
+
+def _check_names(path: Path, names: list[str], expected: tuple[str, ...]) -> None:
+    if tuple(names) != expected:
+        extra = [n for n in names if n not in expected]
+        detail = (f"unexpected class(es) {extra}" if extra else
+                  f"{len(names)} names in a different order or with some missing (expected {len(expected)})")
+        raise DataError(f"{path}: {detail}; expected the canonical class list ({', '.join(expected[:4])}, ...). "
+                        f"Is the root pointing at the right dataset?")
+
+
+def _remap(classes: tuple[str, ...]) -> np.ndarray:
+    """ModelNet40 label -> label in ``classes`` (-1 for classes left out)."""
+    lut = np.full(len(MODELNET40_CLASSES), -1, dtype=np.int64)
+    for i, c in enumerate(classes):
+        lut[MODELNET40_CLASSES.index(c)] = i
+    return lut
+
+
+def scan_h5(folder: Path, classes: tuple[str, ...]) -> Plan:
+    """``modelnet40_ply_hdf5_2048/``: list files resolved by basename, ``*_<k>_id2file.json`` for ids only."""
+    names_file = folder / "shape_names.txt"
+    files = []
+    if names_file.is_file():
+        _check_names(names_file, read_lines(names_file), MODELNET40_CLASSES)
+        files.append(names_file)
+    else:
+        logger.warning("%s is missing; assuming the canonical ModelNet40 label order", names_file)
+    per_split: dict[Split, list[Path]] = {}
+    for split in _SPLITS:
+        lst = folder / f"{split}_files.txt"
+        if lst.is_file():
+            files.append(lst)
+            # The lists hold paths relative to the PointNet repo (or rewritten absolute/Windows paths).
+            h5s = [folder / basename(line) for line in read_lines(lst)]
+            for h5 in h5s:
+                if not h5.is_file():
+                    raise DataError(f"{lst} names {h5.name} but {h5} does not exist; the copy is incomplete")
+        else:
+            h5s = sorted(folder.glob(f"ply_data_{split}*.h5"), key=lambda p: (len(p.name), p.name))
+        if h5s:
+            per_split[split] = h5s
+            files += h5s
+            files += [j for h in h5s if (j := _json_for(h)) is not None and j.is_file()]
+    if not per_split:
+        raise DataError(f"{folder} holds no train_files.txt, test_files.txt or ply_data_*.h5; expected the "
+                        f"modelnet40_ply_hdf5_2048 folder")
+    lut = _remap(classes)
+
+    def load() -> dict[Split, RawSplit]:
+        out = {}
+        for split, h5s in per_split.items():
+            raw = RawSplit()
+            for h5 in h5s:
+                arrays = read_h5(h5, ("data", "label"))
+                pts = check_cloud_array(arrays["data"], source=str(h5))
+                labels = check_labels(arrays["label"], len(MODELNET40_CLASSES), source=str(h5))
+                check_same_length(pts, labels, source=str(h5))
+                ids = _ids(h5, len(pts))
+                keep = lut[labels] >= 0
+                raw.add(pts[keep], lut[labels[keep]], [i for i, k in zip(ids, keep, strict=True) if k], str(h5))
+            raw.ids = unique_ids(raw.ids)
+            out[split] = raw
+        return out
+
+    return Plan("h5", folder, files, classes, load)
+
+
+def _json_for(h5: Path) -> Path | None:
+    m = re.fullmatch(r"ply_data_(train|test)(\d+)\.h5", h5.name)
+    return h5.with_name(f"ply_data_{m.group(1)}_{m.group(2)}_id2file.json") if m else None
+
+
+def _ids(h5: Path, n: int) -> list[str]:
+    """Shape ids from the matching JSON (``airplane/airplane_0627.ply`` -> ``airplane_0627``), else row numbers."""
+    js = _json_for(h5)
+    if js is None or not js.is_file():
+        return [f"{h5.stem}:{i}" for i in range(n)]
+    names = read_id_list(js)
+    if len(names) != n:
+        raise DataError(f"{js} lists {len(names)} shapes but {h5} holds {n}; they must match row for row")
+    return [Path(basename(s)).stem for s in names]
+
+
+def scan_resampled(folder: Path, classes: tuple[str, ...], family: str) -> Plan:
+    """``modelnet40_normal_resampled/``: ``<class>/<id>.txt`` named by split lists of bare ids."""
+    names_file = next((folder / n for n in (f"{family}_shape_names.txt", "modelnet40_shape_names.txt",
+                                             "shape_names.txt") if (folder / n).is_file()), None)
+    if names_file is None:
+        raise DataError(f"{folder} has no modelnet40_shape_names.txt (or shape_names.txt); expected the "
+                        f"modelnet40_normal_resampled folder")
+    names = read_lines(names_file)
+    _check_names(names_file, names, classes if names_file.name.startswith(family) else MODELNET40_CLASSES)
+    files, per_split = [names_file], {}
+    for split in _SPLITS:
+        lst = next((folder / f"{p}_{split}.txt" for p in (family, "modelnet40")
+                    if (folder / f"{p}_{split}.txt").is_file()), None)
+        if lst is None:
+            continue
+        files.append(lst)
+        entries = []
+        for num, line in enumerate(read_lines(lst), 1):
+            shape_id = basename(line).removesuffix(".txt")
+            cls = shape_id.rsplit("_", 1)[0]  # class names contain "_" too: drop only the final _NNNN
+            if cls not in MODELNET40_CLASSES or not re.fullmatch(r"\d+", shape_id.rsplit("_", 1)[-1]):
+                raise DataError(f"{lst}:{num}: {line!r} is not a ModelNet shape id (<class>_<NNNN>) of a known class")
+            if cls not in classes:
+                if lst.name.startswith(family):
+                    raise DataError(f"{lst}:{num}: class {cls!r} is not one of the {len(classes)} {family} classes")
+                continue  # a ModelNet40 list read for ModelNet10
+            path = folder / cls / f"{shape_id}.txt"
+            if not path.is_file():
+                raise DataError(f"{lst}:{num} names {shape_id} but {path} is missing; the copy is incomplete")
+            entries.append((path, classes.index(cls), shape_id))
+        per_split[split] = entries
+        files += [e[0] for e in entries]
+    if not per_split:
+        raise DataError(f"{folder} has no split list ({family}_train.txt or {family}_test.txt)")
+
+    def load() -> dict[Split, RawSplit]:
+        out = {}
+        for split, entries in per_split.items():
+            raw = RawSplit()
+            for path, label, shape_id in entries:
+                raw.add(read_point_text(path)[None, :, :3], [label], [shape_id], str(path))
+            out[split] = raw
+        return out
+
+    return Plan("normal_resampled", folder, files, classes, load)
+
+
+def scan_off(folder: Path, classes: tuple[str, ...], sampler: MeshSampler) -> Plan:
+    """``ModelNet40/<class>/{train,test}/<class>_<NNNN>.off``; meshes are sampled (and cached) by surface area."""
+    for d in folder.iterdir():
+        if d.is_dir() and not d.name.startswith((".", "__")) and d.name not in MODELNET40_CLASSES:
+            raise DataError(f"{d} is not a ModelNet class folder; expected only class folders "
+                            f"({', '.join(MODELNET40_CLASSES[:3])}, ...) in {folder}")
+    per_split: dict[Split, list[tuple[Path, int, str]]] = {s: [] for s in _SPLITS}
+    for label, cls in enumerate(classes):
+        cdir = folder / cls
+        if not cdir.is_dir():
+            continue  # reported as a class with no shapes
+        if not any((cdir / s).is_dir() for s in _SPLITS):
+            raise DataError(f"{cdir} has neither a train/ nor a test/ folder; expected {cdir}/train/*.off")
+        pattern = re.compile(rf"{re.escape(cls)}_\d+\.off")
+        for split in _SPLITS:
+            found = sorted(f for f in (cdir / split).glob("*.off") if pattern.fullmatch(f.name))
+            per_split[split] += [(f, label, f.stem) for f in found]  # skips ._* and other strays
+    per_split = {s: e for s, e in per_split.items() if e}
+    if not per_split:
+        raise DataError(f"{folder} holds no <class>/train/*.off or <class>/test/*.off files")
+
+    def load() -> dict[Split, RawSplit]:
+        out = {}
+        for split, entries in per_split.items():
+            raw = RawSplit()
+            for path, label, shape_id in entries:
+                raw.add(sampler.sample(path, shape_id, read_off)[None], [label], [shape_id], str(path))
+            out[split] = raw
+        return out
+
+    files = [e[0] for entries in per_split.values() for e in entries]
+    return Plan("off", folder, files, classes, load,
+                tags=[f"mesh{sampler.n_points}", f"ds{sampler.data_seed}"]
+                + ([] if sampler.up_axis == "z" else [f"up-{sampler.up_axis}"]))
