@@ -143,7 +143,6 @@ def test_trace_env_var_logs_hook_calls(monkeypatch: pytest.MonkeyPatch, caplog: 
 
 def test_rogue_attack_exceeding_budget_is_caught(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-
     make_dist(tmp_path, monkeypatch, "rogue-dist", "rogue_mod", ROGUE_ATTACK)
     code = main(["run", *TINY_RUN, "--attacks", "rogue", "--output", str(tmp_path / "out")])
     assert code == 2
