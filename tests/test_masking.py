@@ -31,9 +31,11 @@ def test_transfer_beating_whitebox_flags_the_adaptive_row() -> None:
 
 
 def test_query_attack_and_sanity_check() -> None:
-    rows = [_row("pgd_linf", "adaptive", 0.30), _row("simba", "query", 0.10)]
+    rows = [_row("pgd_linf", "adaptive", 0.30), _row("fgsm", "adaptive", 0.5), _row("simba", "query", 0.10)]
     flag_unreliable(rows)
-    assert rows[0]["unreliable"] and "simba" in rows[0]["unreliable_reason"]
+    assert rows[0]["unreliable"] and "simba" in rows[0]["unreliable_reason"] and rows[1]["unreliable"]
+    rows = [_row("pgd_linf", "adaptive", 0.05), _row("fgsm", "adaptive", 0.5), _row("simba", "query", 0.10)]
+    assert flag_unreliable(rows) == []  # beating FGSM but not PGD is no evidence of masking
     rows = [_row("pgd_linf", "adaptive", 0.30)]
     flag_unreliable(rows, sanity_acc=0.4)
     assert "eps 1.0 leaves 40.0%" in rows[0]["unreliable_reason"]

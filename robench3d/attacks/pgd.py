@@ -47,6 +47,7 @@ def projected_gradient_loop(
     project: Callable[[torch.Tensor], torch.Tensor],
     loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
     early_stop: bool = True,
+    direction: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generic batched PGD: ``delta <- project(delta + ascent(grad))`` on the samples still active.
 
@@ -55,6 +56,8 @@ def projected_gradient_loop(
         ascent: maps the loss gradient to a step (sign step for linf, normalised step for L2).
         project: maps a perturbation back into the budget.
         loss_fn: per-sample loss to *maximise*; default cross-entropy (targeted: minus CE of the target).
+        direction: optional ``(grad, current adversarial points) -> grad`` applied before ``ascent`` (e.g. SI-Adv's
+            projection onto the tangent planes of the current cloud).
 
     Returns:
         (adv_points, iterations used per sample).
@@ -79,6 +82,8 @@ def projected_gradient_loop(
                 break
         loss = loss_fn(logits, labels[active], t).sum()
         (grad,) = torch.autograd.grad(loss, x)
+        if direction is not None:
+            grad = direction(grad, x.detach())
         step = ascent(grad)
         if early_stop:
             step = step * (~done).view(-1, 1, 1)  # successful samples keep their iterate
