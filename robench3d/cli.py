@@ -20,6 +20,8 @@ __all__ = ["main"]
 logger = logging.getLogger("robench3d")
 
 KINDS_HELP = "attacks, defenses, backbones, datasets (or a kind added by a plugin)"
+#: Test clouds evaluated by default on a CPU (the whole suite at the quick preset then takes minutes, not hours).
+CPU_DEFAULT_N = 100
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -55,9 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--exclude", default=None, help="attack globs to leave out")
     run.add_argument("--setting", default="oblivious,adaptive",
                      help="oblivious, adaptive, transfer, query; comma list (default: oblivious,adaptive)")
-    run.add_argument("--preset", default="standard", help="standard (default), if-defense, mrpd-paper, quick")
+    run.add_argument("--preset", default="auto",
+                     help="standard, if-defense, mrpd-paper, quick; auto (default): standard on a GPU, quick on CPU")
     run.add_argument("--surrogate", default=None, help="transfer surrogate backbone (default: pointnet2_ssg)")
-    run.add_argument("--n", type=int, default=None, help="evaluate the first N test clouds (default: all)")
+    run.add_argument("--n", default="auto",
+                     help=f"evaluate the first N test clouds; 'all'; auto (default): all on a GPU, {CPU_DEFAULT_N} on CPU")
     run.add_argument("--batch-size", type=int, default=32)
     run.add_argument("--eot-samples", type=int, default=10, help="EOT samples for random defenses (default 10)")
     run.add_argument("--device", default="cpu")

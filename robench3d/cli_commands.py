@@ -99,12 +99,13 @@ def cmd_run(args: argparse.Namespace, blocked: list[str]) -> int:
 
     pm, registries = _load(blocked, strict=True)
     cache_dir = env_cache_dir(args)
+    preset, n_examples = _cpu_defaults(args)
     config = RunConfig(
         cache_dir=cache_dir, output_dir=args.output, dataset=args.dataset, data_root=args.data_root,
         data_format=args.data_format, num_points=args.num_points, train_dataset=args.train_dataset,
         train_data_root=args.train_data_root, backbones=_csv(args.backbone), defenses=_csv(args.defense),
-        attacks=args.attacks, exclude=args.exclude, settings=_settings(args.setting), preset=args.preset,
-        surrogate=args.surrogate, n_examples=args.n, batch_size=args.batch_size, eot_samples=args.eot_samples,
+        attacks=args.attacks, exclude=args.exclude, settings=_settings(args.setting), preset=preset,
+        surrogate=args.surrogate, n_examples=n_examples, batch_size=args.batch_size, eot_samples=args.eot_samples,
         seed=args.seed, device=args.device, retrain=args.retrain, force=args.force, opts=parse_opts(args.opt),
     ).validate()
     for ref in config.defenses:
@@ -125,6 +126,27 @@ def cmd_run(args: argparse.Namespace, blocked: list[str]) -> int:
         summary.to_csv(config.output_dir / "summary.csv", index=False)
     print(f"\nresults: {config.output_dir / 'results.csv'} (per-sample outcomes in {config.output_dir / 'samples'}/)")
     return 0
+
+
+def _cpu_defaults(args: argparse.Namespace) -> tuple[str, int | None]:
+    """Resolve ``--preset auto`` and ``--n auto``: the full protocol on a GPU, a CPU-sized run otherwise."""
+    from robench3d.cli import CPU_DEFAULT_N
+
+    gpu = str(args.device).startswith("cuda")
+    preset = args.preset if args.preset != "auto" else ("standard" if gpu else "quick")
+    if str(args.n) == "auto":
+        n = None if gpu else CPU_DEFAULT_N
+    elif str(args.n) == "all":
+        n = None
+    else:
+        try:
+            n = int(args.n)
+        except ValueError:
+            raise ConfigError(f"invalid --n {args.n!r}; give a number, 'all' or 'auto'") from None
+    if not gpu and (args.preset == "auto" or str(args.n) == "auto"):
+        _progress(args)(f"CPU defaults: --preset {preset} --n {n if n is not None else 'all'} (rows record both; the "
+                        "full protocol is --preset standard --n all)")
+    return preset, n
 
 
 def _csv(text: str) -> tuple[str, ...]:

@@ -73,7 +73,7 @@ def test_leaderboard_update_is_idempotent_and_validates(tmp_path: Path, cache: P
     boards = tmp_path / "boards"
     args = ["leaderboard", "update", "--results", str(tmp_path / "out"), "--leaderboards", str(boards)]
     assert main(args) == 0
-    path = boards / "shapes" / "standard" / "oblivious.csv"
+    path = boards / "shapes" / "quick" / "oblivious.csv"
     before = path.read_text()
     assert main(args) == 0
     assert path.read_text() == before
