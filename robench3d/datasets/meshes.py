@@ -19,13 +19,16 @@ __all__ = [
     "merge_meshes",
     "normalize_unit_sphere",
     "revolve",
+    "rod",
     "rotate",
     "rotate_about_up",
     "sample_surface",
     "scale",
+    "smooth_profile",
     "torus",
     "translate",
     "triangle_areas",
+    "vessel",
 ]
 
 logger = logging.getLogger(__name__)
@@ -178,7 +181,7 @@ def merge_meshes(meshes: Sequence[Mesh]) -> Mesh:
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
     offsets = np.cumsum([0] + [len(v) for v, _ in meshes[:-1]])
     vertices = np.concatenate([np.asarray(v, dtype=np.float64) for v, _ in meshes])
-    faces = np.concatenate([np.asarray(f, dtype=np.int64) + o for (_, f), o in zip(meshes, offsets)])
+    faces = np.concatenate([np.asarray(f, dtype=np.int64) + o for (_, f), o in zip(meshes, offsets, strict=True)])
     return vertices, faces
 
 
@@ -214,14 +217,21 @@ def revolve(radii: Sequence[float], heights: Sequence[float], segments: int = 32
     y = np.asarray(heights, dtype=np.float64)
     theta = np.linspace(0.0, 2.0 * np.pi, segments, endpoint=False)
     vertices = np.stack(
-        [r[:, None] * np.cos(theta)[None], np.broadcast_to(y[:, None], (len(r), segments)),
-         r[:, None] * np.sin(theta)[None]], axis=-1
+        [
+            r[:, None] * np.cos(theta)[None],
+            np.broadcast_to(y[:, None], (len(r), segments)),
+            r[:, None] * np.sin(theta)[None],
+        ],
+        axis=-1,
     ).reshape(-1, 3)
     return vertices, _grid_faces(len(r), segments, wrap=True)
 
 
 def torus(
-    major: float, minor: float, major_segments: int = 24, minor_segments: int = 8,
+    major: float,
+    minor: float,
+    major_segments: int = 24,
+    minor_segments: int = 8,
     arc: tuple[float, float] = (0.0, 2.0 * np.pi),
 ) -> Mesh:
     """A torus (or a tube bent along the arc ``arc`` of its centre circle) lying in the x-y plane.
@@ -238,7 +248,58 @@ def torus(
     if full:
         # Close the seam between the last and first ring of the tube.
         last = np.arange(minor_segments)
-        seam = np.stack([(major_segments - 1) * minor_segments + last, (major_segments - 1) * minor_segments
-                         + (last + 1) % minor_segments, (last + 1) % minor_segments, last], 1)
+        seam = np.stack(
+            [
+                (major_segments - 1) * minor_segments + last,
+                (major_segments - 1) * minor_segments + (last + 1) % minor_segments,
+                (last + 1) % minor_segments,
+                last,
+            ],
+            1,
+        )
         faces = np.concatenate([faces, seam[:, [0, 1, 2]], seam[:, [0, 2, 3]]])
     return vertices, faces
+
+
+def rod(p0: np.ndarray | list[float], p1: np.ndarray | list[float], radius: float, segments: int = 8) -> Mesh:
+    """A closed cylinder of ``radius`` from point ``p0`` to ``p1`` (legs, poles, rungs, slats)."""
+    p0, p1 = np.asarray(p0, dtype=np.float64), np.asarray(p1, dtype=np.float64)
+    axis = p1 - p0
+    length = float(np.linalg.norm(axis))
+    if length <= 0.0:
+        raise ValueError("a rod needs two distinct end points")
+    v, f = revolve([0.0, radius, radius, 0.0], [0.0, 0.0, length, length], segments)
+    # Orthonormal frame (u, d, u x d) with d along the rod: (x, y, z) -> x u + y d + z (u x d) maps the
+    # y-aligned cylinder onto p0 -> p1; the helper axis only has to be far from parallel to d.
+    d = axis / length
+    helper = np.array([1.0, 0.0, 0.0]) if abs(d[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+    u = np.cross(d, helper)
+    u /= np.linalg.norm(u)
+    return v @ np.stack([u, d, np.cross(u, d)]) + p0, f
+
+
+def smooth_profile(ys: list[float], rs: list[float], steps: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth profile through control points (cosine easing between neighbours, ``steps`` points per span).
+
+    Returns:
+        (heights, radii), each ((K - 1) * steps + 1,) for K control points.
+    """
+    t = (1.0 - np.cos(np.linspace(0.0, np.pi, steps, endpoint=False))) / 2.0
+    y = np.concatenate([y0 + (y1 - y0) * t for y0, y1 in zip(ys[:-1], ys[1:], strict=True)] + [[ys[-1]]])
+    r = np.concatenate([r0 + (r1 - r0) * t for r0, r1 in zip(rs[:-1], rs[1:], strict=True)] + [[rs[-1]]])
+    return y, r
+
+
+def vessel(heights: np.ndarray, radii: np.ndarray, wall: float, segments: int = 28) -> Mesh:
+    """An open-topped vessel with a wall: up the outer profile, over the lip, down the inside, across the floor.
+
+    Args:
+        heights: (K,) increasing outer-profile heights, starting at 0 (the floor).
+        radii: (K,) outer radius at each height.
+        wall: wall and floor thickness (the inner surface is ``wall`` inside the outer one).
+        segments: points per ring.
+    """
+    inner = heights > wall
+    ys = np.concatenate([[0.0], heights, heights[inner][::-1], [wall, wall]])
+    rs = np.concatenate([[0.0], radii, np.maximum(radii[inner][::-1] - wall, 0.0), [max(radii[0] - wall, 0.0), 0.0]])
+    return revolve(rs, ys, segments)

@@ -20,7 +20,18 @@ from collections.abc import Callable
 import numpy as np
 
 from robench3d.datasets.meshes import (
-    Mesh, box, merge_meshes, normalize_unit_sphere, revolve, rotate_about_up, sample_surface, torus, translate,
+    Mesh,
+    box,
+    merge_meshes,
+    normalize_unit_sphere,
+    revolve,
+    rod,
+    rotate_about_up,
+    sample_surface,
+    smooth_profile,
+    torus,
+    translate,
+    vessel,
 )
 
 __all__ = ["CLASS_NAMES", "GENERATOR_VERSION", "SIZES", "generate", "make_mesh"]
@@ -28,7 +39,7 @@ __all__ = ["CLASS_NAMES", "GENERATOR_VERSION", "SIZES", "generate", "make_mesh"]
 logger = logging.getLogger(__name__)
 
 #: Bump whenever the generated output changes for any (seed, size, num_points): it keys the dataset cache.
-GENERATOR_VERSION = "shapes-1"
+GENERATOR_VERSION = "shapes-2"
 
 #: Per-class sample counts per split, for each size variant.
 SIZES: dict[str, dict[str, int]] = {
@@ -37,47 +48,16 @@ SIZES: dict[str, dict[str, int]] = {
 }
 
 #: Probability that an instance loses part of its surface, and the largest fraction it can lose.
-_PARTIAL_PROB, _PARTIAL_MAX = 0.3, 0.2
+_PARTIAL_PROB, _PARTIAL_MAX = 0.6, 0.3
 #: Range of the Gaussian noise sigma, relative to the cloud's radius.
 _NOISE = (0.005, 0.01)
-
-
-def _rod(p0: np.ndarray | list[float], p1: np.ndarray | list[float], radius: float, segments: int = 8) -> Mesh:
-    """A closed cylinder of ``radius`` from point ``p0`` to ``p1`` (legs, poles, rungs, slats)."""
-    p0, p1 = np.asarray(p0, dtype=np.float64), np.asarray(p1, dtype=np.float64)
-    axis = p1 - p0
-    length = float(np.linalg.norm(axis))
-    v, f = revolve([0.0, radius, radius, 0.0], [0.0, 0.0, length, length], segments)
-    # Orthonormal frame whose second column is the rod axis: maps the y-aligned cylinder onto p0 -> p1.
-    d = axis / length
-    helper = np.array([1.0, 0.0, 0.0]) if abs(d[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
-    u = np.cross(d, helper)
-    u /= np.linalg.norm(u)
-    return v @ np.stack([u, d, np.cross(u, d)]) + p0, f
-
-
-def _cosine_profile(ys: list[float], rs: list[float], steps: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Smooth profile through control points (cosine easing between neighbours): (heights, radii)."""
-    t = (1.0 - np.cos(np.linspace(0.0, np.pi, steps, endpoint=False))) / 2.0
-    y = np.concatenate([y0 + (y1 - y0) * t for y0, y1 in zip(ys[:-1], ys[1:])] + [[ys[-1]]])
-    r = np.concatenate([r0 + (r1 - r0) * t for r0, r1 in zip(rs[:-1], rs[1:])] + [[rs[-1]]])
-    return y, r
-
-
-def _vessel(heights: np.ndarray, radii: np.ndarray, wall: float, segments: int = 28) -> Mesh:
-    """An open-topped vessel with a wall: up the outer profile, over the lip, down the inside, across the floor."""
-    inner = heights > wall
-    ys = np.concatenate([[0.0], heights, heights[inner][::-1], [wall, wall]])
-    rs = np.concatenate([[0.0], radii, np.maximum(radii[inner][::-1] - wall, 0.0),
-                         [max(radii[0] - wall, 0.0), 0.0]])
-    return revolve(rs, ys, segments)
 
 
 def _legs(corners: list[tuple[float, float]], top: float, thick: float, rng: np.random.Generator) -> list[Mesh]:
     """Vertical legs from the floor to height ``top`` at (x, z) ``corners``: square or round, decided once."""
     if rng.random() < 0.5:
         return [box([thick, top, thick], [x, top / 2, z]) for x, z in corners]
-    return [_rod([x, 0.0, z], [x, top, z], thick / 2) for x, z in corners]
+    return [rod([x, 0.0, z], [x, top, z], thick / 2) for x, z in corners]
 
 
 def _corners(w: float, d: float, inset: float) -> list[tuple[float, float]]:
@@ -86,37 +66,50 @@ def _corners(w: float, d: float, inset: float) -> list[tuple[float, float]]:
 
 
 def _mug(rng: np.random.Generator) -> list[Mesh]:
-    h = 2.0 * rng.uniform(0.7, 1.3)
-    ys, rs = np.array([0.0, h]), np.array([rng.uniform(0.8, 1.0), 1.0])
-    body = _vessel(ys, rs, 0.07)
-    grip = torus(h * rng.uniform(0.22, 0.36), rng.uniform(0.06, 0.11), 16, 8, (-np.pi / 2, np.pi / 2))
+    h = 2.0 * rng.uniform(0.55, 1.5)
+    ys, rs = np.array([0.0, h]), np.array([rng.uniform(0.75, 1.0), 1.0])
+    body = vessel(ys, rs, 0.07)
+    grip = torus(h * rng.uniform(0.18, 0.36), rng.uniform(0.035, 0.09), 16, 8, (-np.pi / 2, np.pi / 2))
     return [body, translate(grip, [0.97, h * rng.uniform(0.42, 0.58), 0.0])]
 
 
 def _bottle(rng: np.random.Generator) -> list[Mesh]:
-    body, shoulder = 2.0 * rng.uniform(0.9, 1.8), rng.uniform(0.3, 0.9)
-    neck_r, neck_h = rng.uniform(0.25, 0.5), rng.uniform(0.4, 1.2)
-    ys, rs = _cosine_profile([0.0, body, body + shoulder, body + shoulder + neck_h], [1.0, 1.0, neck_r, neck_r])
+    body, shoulder = 2.0 * rng.uniform(0.8, 1.8), rng.uniform(0.3, 0.9)
+    neck_r, neck_h = rng.uniform(0.25, 0.6), rng.uniform(0.3, 1.2)
+    belly = rng.uniform(0.8, 1.1)  # straight, waisted or bellied body
+    ys, rs = smooth_profile(
+        [0.0, body / 2, body, body + shoulder, body + shoulder + neck_h], [1.0, belly, 1.0, neck_r, neck_r]
+    )
+    if rng.random() < 0.5:  # open mouth: the inside of the neck is part of the surface
+        return [vessel(ys, rs, 0.03)]
     return [revolve(np.concatenate([[0.0], rs, [0.0]]), np.concatenate([[0.0], ys, [ys[-1]]]), 28)]
 
 
 def _vase(rng: np.random.Generator) -> list[Mesh]:
-    h = 2.0 * rng.uniform(0.9, 2.0)
-    ctrl_y = [0.0, h * rng.uniform(0.25, 0.5), h * rng.uniform(0.7, 0.85), h]
-    ctrl_r = [rng.uniform(0.4, 0.75), 1.0, rng.uniform(0.35, 0.7), rng.uniform(0.5, 0.95)]
-    ys, rs = _cosine_profile(ctrl_y, ctrl_r)
-    return [_vessel(ys, rs, 0.05)]
+    h, kind = 2.0 * rng.uniform(0.8, 2.0), rng.choice(3, p=[0.3, 0.25, 0.45])
+    if kind == 0:  # straight-sided or tapered cylinder vase
+        ys, rs = np.array([0.0, h]), np.array([rng.uniform(0.7, 1.0), rng.uniform(0.85, 1.1)])
+    elif kind == 1:  # bottle-shaped bud vase with a flared lip
+        neck = rng.uniform(0.3, 0.6)
+        ctrl_y = [0.0, h * rng.uniform(0.4, 0.6), h * rng.uniform(0.7, 0.8), h * 0.95, h]
+        ys, rs = smooth_profile(ctrl_y, [1.0, 1.0, neck, neck, neck * rng.uniform(1.0, 1.5)])
+    else:
+        ctrl_y = [0.0, h * rng.uniform(0.25, 0.5), h * rng.uniform(0.7, 0.85), h]
+        ctrl_r = [rng.uniform(0.4, 0.75), 1.0, rng.uniform(0.3, 0.75), rng.uniform(0.4, 0.95)]
+        ys, rs = smooth_profile(ctrl_y, ctrl_r, 8)
+    return [vessel(ys, rs, 0.05)]
 
 
 def _bowl(rng: np.random.Generator) -> list[Mesh]:
-    h, foot = 2.0 * rng.uniform(0.25, 0.5), rng.uniform(0.3, 0.55)
-    phi = np.linspace(np.arcsin(foot), np.pi / 2, 10)
-    ys, rs = h * (np.cos(phi[0]) - np.cos(phi)) / np.cos(phi[0]), np.sin(phi)
-    return [_vessel(ys, rs, 0.04)]
+    h, foot = 2.0 * rng.uniform(0.25, 0.65), rng.uniform(0.3, 0.7)
+    # Exponent 0.5 gives a rounded bowl, 1 a straight flared basin.
+    ys = h * np.linspace(0.0, 1.0, 10)
+    rs = foot + (1.0 - foot) * (ys / h) ** rng.uniform(0.4, 1.0)
+    return [vessel(ys, rs, 0.04)]
 
 
 def _cone(rng: np.random.Generator) -> list[Mesh]:
-    h, tip = 2.0 * rng.uniform(0.6, 1.6), rng.uniform(0.0, 0.15)
+    h, tip = 2.0 * rng.uniform(0.5, 1.6), rng.uniform(0.0, 0.4)
     parts = [revolve([0.0, 1.0, tip, 0.0], [0.0, 0.0, h, h], 28)]
     if rng.random() < 0.4:  # traffic-cone base plate
         parts.append(box([2.3, 0.08, 2.3], [0.0, -0.04, 0.0]))
@@ -124,31 +117,51 @@ def _cone(rng: np.random.Generator) -> list[Mesh]:
 
 
 def _lamp(rng: np.random.Generator) -> list[Mesh]:
-    base_r, pole_h = rng.uniform(0.4, 0.9), rng.uniform(1.2, 4.0)
+    base_r, pole_h = rng.uniform(0.4, 0.9), rng.uniform(0.8, 4.0)
     shade_b, shade_t, shade_h = rng.uniform(0.6, 1.1), rng.uniform(0.3, 0.7), rng.uniform(0.5, 1.0)
     y0 = pole_h - shade_h * rng.uniform(0.3, 0.8)
-    return [revolve([0.0, base_r, base_r, 0.0], [0.0, 0.0, 0.1, 0.1], 24),
-            _rod([0, 0.1, 0], [0, pole_h, 0], 0.04),
-            revolve([shade_b, shade_t], [y0, y0 + shade_h], 24)]
+    if rng.random() < 0.4:  # table lamp on a ceramic body
+        body_h = pole_h * rng.uniform(0.4, 0.7)
+        ys, rs = smooth_profile([0.0, body_h / 2, body_h], [base_r * 0.6, base_r, 0.06])
+        stand = [
+            revolve(np.concatenate([[0.0], rs]), np.concatenate([[0.0], ys]), 24),
+            rod([0, body_h, 0], [0, pole_h, 0], 0.03),
+        ]
+    else:
+        stand = [revolve([0.0, base_r, base_r, 0.0], [0.0, 0.0, 0.1, 0.1], 24), rod([0, 0.1, 0], [0, pole_h, 0], 0.04)]
+    return stand + [revolve([shade_b, shade_t], [y0, y0 + shade_h], 24)]
 
 
 def _table(rng: np.random.Generator) -> list[Mesh]:
-    w, h, t = rng.uniform(1.0, 2.0), rng.uniform(0.45, 0.8), rng.uniform(0.03, 0.06)
-    d = w * rng.uniform(0.45, 1.0)
-    parts = [box([w, t, d], [0, h - t / 2, 0])]
+    kind = rng.choice(3, p=[0.5, 0.25, 0.25])  # dining, coffee, side table
+    w = (rng.uniform(1.0, 2.0), rng.uniform(0.8, 1.4), rng.uniform(0.4, 0.7))[kind]
+    h = (rng.uniform(0.65, 0.8), rng.uniform(0.35, 0.5), rng.uniform(0.5, 0.75))[kind]
+    d, t = w * rng.uniform(0.35 if kind == 1 else 0.45, 1.0), rng.uniform(0.03, 0.06)
     thick = rng.uniform(0.04, 0.08)
-    parts += _legs(_corners(w, d, thick), h - t, thick, rng)
+    if kind == 2 and rng.random() < 0.5:  # round side table, legs under the inscribed square
+        d = w
+        parts = [revolve([0.0, w / 2, w / 2, 0.0], [h - t, h - t, h, h], 24)]
+        parts += _legs(_corners(w / np.sqrt(2), d / np.sqrt(2), thick), h - t, thick, rng)
+    else:
+        parts = [box([w, t, d], [0, h - t / 2, 0])]
+        parts += _legs(_corners(w, d, thick), h - t, thick, rng)
     if rng.random() < 0.5:  # apron under the top
         a = rng.uniform(0.06, 0.12)
         parts += [box([w - 2 * thick, a, 0.02], [0, h - t - a / 2, s * (d / 2 - thick)]) for s in (-1, 1)]
+    if rng.random() < 0.25:  # lower shelf
+        parts.append(box([w - 2 * thick, 0.02, d - 2 * thick], [0, h * rng.uniform(0.15, 0.35), 0]))
     return parts
 
 
 def _desk(rng: np.random.Generator) -> list[Mesh]:
     w, d, h, t = rng.uniform(1.1, 1.8), rng.uniform(0.5, 0.8), rng.uniform(0.7, 0.78), rng.uniform(0.03, 0.05)
     parts = [box([w, t, d], [0, h - t / 2, 0])]
-    kind = rng.integers(3)
-    if kind == 0:  # panel sides
+    kind = rng.integers(4)
+    if kind == 3:  # four legs and a drawer unit hanging under one end of the top
+        parts += _legs(_corners(w, d, 0.04), h - t, 0.05, rng)
+        dw, dh = rng.uniform(0.3, 0.45), rng.uniform(0.08, 0.25)
+        parts.append(box([dw, dh, d * 0.9], [w / 2 - dw / 2 - 0.06, h - t - dh / 2, 0]))
+    elif kind == 0:  # panel sides
         parts += [box([0.04, h - t, d], [s * (w / 2 - 0.02), (h - t) / 2, 0]) for s in (-1, 1)]
     else:  # one or two drawer pedestals, legs elsewhere
         pw = rng.uniform(0.35, 0.5)
@@ -157,46 +170,51 @@ def _desk(rng: np.random.Generator) -> list[Mesh]:
             parts.append(box([pw, h - t, d * 0.95], [-w / 2 + pw / 2, (h - t) / 2, 0]))
         else:
             parts += _legs([(-w / 2 + 0.04, s * (d / 2 - 0.04)) for s in (-1, 1)], h - t, 0.05, rng)
-    if rng.random() < 0.7:  # modesty panel at the back
+    if rng.random() < 0.5:  # modesty panel at the back
         ph = rng.uniform(0.25, 0.5) * h
         parts.append(box([w * 0.9, ph, 0.02], [0, h - t - ph / 2, d / 2 - 0.05]))
     return parts
 
 
 def _stool(rng: np.random.Generator) -> list[Mesh]:
-    r, h, t, n = rng.uniform(0.15, 0.23), rng.uniform(0.45, 0.8), rng.uniform(0.03, 0.06), int(rng.integers(3, 5))
-    segs = 24 if rng.random() < 0.6 else 4
+    r, h, t, n = rng.uniform(0.15, 0.25), rng.uniform(0.4, 0.8), rng.uniform(0.03, 0.06), int(rng.integers(3, 5))
+    segs = 24 if rng.random() < 0.6 else 4  # round or square seat
     parts = [revolve([0.0, r, r, 0.0], [h - t, h - t, h, h], segs)]
     ang = np.arange(n) * 2 * np.pi / n + np.pi / 4
-    splay, inner = rng.uniform(1.0, 1.35), 0.8 * r
+    splay, inner = rng.uniform(1.0, 1.3), rng.uniform(0.7, 0.9) * r
     feet = [[splay * inner * np.cos(a), 0.0, splay * inner * np.sin(a)] for a in ang]
     tops = [[inner * np.cos(a), h - t, inner * np.sin(a)] for a in ang]
-    parts += [_rod(f, p, rng.uniform(0.015, 0.025)) for f, p in zip(feet, tops)]
+    parts += [rod(f, p, rng.uniform(0.015, 0.03)) for f, p in zip(feet, tops, strict=True)]
     if rng.random() < 0.5:  # footrest rungs at a third of the height
-        mid = [np.add(f, np.subtract(p, f) * 0.33) for f, p in zip(feet, tops)]
-        parts += [_rod(mid[i], mid[(i + 1) % n], 0.012) for i in range(n)]
+        mid = [np.add(f, np.subtract(p, f) * 0.33) for f, p in zip(feet, tops, strict=True)]
+        parts += [rod(mid[i], mid[(i + 1) % n], 0.012) for i in range(n)]
     return parts
 
 
 def _bench(rng: np.random.Generator) -> list[Mesh]:
-    w, d, h, t = rng.uniform(1.0, 2.0), rng.uniform(0.3, 0.5), rng.uniform(0.38, 0.5), rng.uniform(0.03, 0.07)
+    w, d, h, t = rng.uniform(0.7, 2.0), rng.uniform(0.3, 0.6), rng.uniform(0.38, 0.5), rng.uniform(0.03, 0.07)
     parts = [box([w, t, d], [0, h - t / 2, 0])]
     if rng.random() < 0.5:
         parts += _legs(_corners(w, d, 0.05), h - t, rng.uniform(0.04, 0.07), rng)
     else:  # slab legs
         parts += [box([0.05, h - t, d * 0.9], [s * (w / 2 - 0.1), (h - t) / 2, 0]) for s in (-1, 1)]
-    if rng.random() < 0.35:  # park-bench backrest on posts
+    if rng.random() < 0.4:  # park-bench backrest on posts, sometimes with arm rests
         bh = rng.uniform(0.25, 0.45)
         parts.append(box([w, bh * 0.6, 0.03], [0, h + bh * 0.6, d / 2]))
         parts += [box([0.04, bh, 0.04], [s * (w / 2 - 0.1), h + bh / 2, d / 2]) for s in (-1, 1)]
+        if rng.random() < 0.4:
+            parts += [box([0.04, 0.03, d], [s * (w / 2 - 0.1), h + 0.22, 0]) for s in (-1, 1)]
     return parts
 
 
 def _chair(rng: np.random.Generator) -> list[Mesh]:
-    w, d, h, t = rng.uniform(0.4, 0.55), rng.uniform(0.4, 0.55), rng.uniform(0.42, 0.5), rng.uniform(0.03, 0.06)
-    back_h, tilt = rng.uniform(0.35, 0.6), rng.uniform(0.0, 0.2)
+    w, d, h, t = rng.uniform(0.4, 0.7), rng.uniform(0.4, 0.55), rng.uniform(0.42, 0.5), rng.uniform(0.03, 0.06)
+    back_h, tilt = rng.uniform(0.25, 0.6), rng.uniform(0.0, 0.2)
     parts = [box([w, t, d], [0, h - t / 2, 0])]
-    parts += _legs(_corners(w, d, 0.03), h - t, rng.uniform(0.03, 0.05), rng)
+    if rng.random() < 0.2:  # panel sides instead of legs
+        parts += [box([0.03, h - t, d], [s * (w / 2 - 0.015), (h - t) / 2, 0]) for s in (-1, 1)]
+    else:
+        parts += _legs(_corners(w, d, 0.03), h - t, rng.uniform(0.03, 0.05), rng)
     top = np.array([0.0, h + back_h, d / 2 + back_h * np.tan(tilt)])
     if rng.random() < 0.5:  # solid back
         v, f = box([w, back_h, 0.03], [0, back_h / 2, 0])
@@ -204,7 +222,7 @@ def _chair(rng: np.random.Generator) -> list[Mesh]:
         parts.append((v @ shear.T + [0, h, d / 2], f))
     else:  # posts, a top rail and slats
         xs = np.linspace(-w / 2 + 0.02, w / 2 - 0.02, int(rng.integers(3, 6)))
-        parts += [_rod([x, h, d / 2 - 0.02], top + [x, 0, -0.02], 0.015) for x in xs]
+        parts += [rod([x, h, d / 2 - 0.02], top + [x, 0, -0.02], 0.015) for x in xs]
         parts.append(box([w, 0.06, 0.03], top + [0, -0.03, -0.02]))
     if rng.random() < 0.3:  # arm rests
         parts += [box([0.04, 0.03, d], [s * w / 2, h + 0.22, 0]) for s in (-1, 1)]
@@ -214,30 +232,37 @@ def _chair(rng: np.random.Generator) -> list[Mesh]:
 
 def _sofa(rng: np.random.Generator) -> list[Mesh]:
     w, d, h = rng.uniform(1.4, 2.4), rng.uniform(0.75, 1.0), rng.uniform(0.38, 0.46)
-    leg, back_t, back_h = rng.uniform(0.03, 0.12), rng.uniform(0.15, 0.25), rng.uniform(0.7, 0.95)
-    parts = [box([w, h - leg, d], [0, (h + leg) / 2, 0]), box([w, back_h - leg, back_t],
-                                                              [0, (back_h + leg) / 2, d / 2 - back_t / 2])]
+    leg, back_t, back_h = rng.uniform(0.03, 0.2), rng.uniform(0.1, 0.25), rng.uniform(0.6, 0.95)
+    parts = [
+        box([w, h - leg, d], [0, (h + leg) / 2, 0]),
+        box([w, back_h - leg, back_t], [0, (back_h + leg) / 2, d / 2 - back_t / 2]),
+    ]
     parts += _legs(_corners(w, d, 0.06), leg, 0.05, rng)
     arms = rng.choice([0, 1, 2], p=[0.2, 0.1, 0.7])
     arm_w, arm_h = rng.uniform(0.1, 0.25), rng.uniform(0.55, 0.7)
-    parts += [box([arm_w, arm_h - leg, d], [s * (w / 2 + arm_w / 2), (arm_h + leg) / 2, 0])
-              for s in (-1, 1)[:arms]]
+    parts += [box([arm_w, arm_h - leg, d], [s * (w / 2 + arm_w / 2), (arm_h + leg) / 2, 0]) for s in (-1, 1)[:arms]]
     k = int(rng.integers(1, 4))  # seat cushions
-    parts += [box([w / k * 0.96, 0.1, d - back_t], [(i + 0.5) * w / k - w / 2, h + 0.05, -back_t / 2])
-              for i in range(k)]
+    parts += [
+        box([w / k * 0.96, 0.1, d - back_t], [(i + 0.5) * w / k - w / 2, h + 0.05, -back_t / 2]) for i in range(k)
+    ]
     return parts
 
 
 def _bed(rng: np.random.Generator) -> list[Mesh]:
     w, length, frame = rng.uniform(0.9, 1.9), rng.uniform(1.9, 2.2), rng.uniform(0.2, 0.35)
     mat = rng.uniform(0.15, 0.3)
-    parts = [box([w, frame - 0.05, length], [0, (frame + 0.05) / 2, 0]),
-             box([w * 0.97, mat, length * 0.97], [0, frame + mat / 2, 0]),
-             box([w, rng.uniform(0.8, 1.3), 0.05], [0, 0.0, -length / 2])]
+    parts = [
+        box([w, frame - 0.05, length], [0, (frame + 0.05) / 2, 0]),
+        box([w * 0.97, mat, length * 0.97], [0, frame + mat / 2, 0]),
+        box([w, rng.uniform(0.8, 1.3), 0.05], [0, 0.0, -length / 2]),
+    ]
     parts[2] = translate(parts[2], [0, parts[2][0][:, 1].max(), 0])  # headboard stands on the floor
     if rng.random() < 0.4:
-        fh = rng.uniform(0.35, 0.6)
+        fh = rng.uniform(0.35, 0.9)
         parts.append(box([w, fh, 0.05], [0, fh / 2, length / 2]))
+    if rng.random() < 0.15:  # daybed: a low back rail along one long side
+        rh = frame + mat + rng.uniform(0.2, 0.45)
+        parts.append(box([0.05, rh, length], [w / 2, rh / 2, 0]))
     for i in range(int(rng.integers(0, 3))):  # pillows
         pw = w / 2.3
         parts.append(box([pw, 0.12, 0.35], [(i - 0.5) * w / 2, frame + mat + 0.06, -length / 2 + 0.3]))
@@ -246,9 +271,9 @@ def _bed(rng: np.random.Generator) -> list[Mesh]:
 
 
 def _shelf(rng: np.random.Generator) -> list[Mesh]:
-    w, h, d, t = rng.uniform(0.6, 1.4), rng.uniform(0.8, 2.0), rng.uniform(0.25, 0.4), rng.uniform(0.015, 0.03)
+    w, h, d, t = rng.uniform(0.6, 1.6), rng.uniform(0.5, 2.0), rng.uniform(0.25, 0.4), rng.uniform(0.015, 0.03)
     parts = [box([t, h, d], [s * (w / 2 - t / 2), h / 2, 0]) for s in (-1, 1)]
-    levels = np.linspace(t / 2, h - t / 2, int(rng.integers(3, 7)))
+    levels = np.linspace(t / 2, h - t / 2, int(rng.integers(2, 7)))
     parts += [box([w - 2 * t, t, d], [0, y, 0]) for y in levels]
     if rng.random() < 0.5:  # back panel
         parts.append(box([w, h, 0.01], [0, h / 2, d / 2]))
@@ -256,28 +281,43 @@ def _shelf(rng: np.random.Generator) -> list[Mesh]:
 
 
 def _tent(rng: np.random.Generator) -> list[Mesh]:
-    w, length, h = rng.uniform(1.2, 2.2), rng.uniform(1.2, 2.6), rng.uniform(0.9, 1.6)
+    w, length, h = rng.uniform(1.2, 2.2), rng.uniform(1.2, 2.6), rng.uniform(0.9, 1.8)
     kind = rng.integers(3)
     if kind == 0:  # A-frame ridge tent
-        v = np.array([[-w / 2, 0, -length / 2], [w / 2, 0, -length / 2], [0, h, -length / 2],
-                      [-w / 2, 0, length / 2], [w / 2, 0, length / 2], [0, h, length / 2]])
+        v = np.array([[x, y, z] for z in (-length / 2, length / 2) for x, y in ((-w / 2, 0), (w / 2, 0), (0, h))])
         f = np.array([[0, 1, 2], [3, 5, 4], [0, 2, 5], [0, 5, 3], [1, 4, 5], [1, 5, 2]])
         parts = [(v, f)]
     elif kind == 1:  # pyramid tent
-        parts = [revolve([0.0, w / 1.4, 0.0], [0.0, 0.0, h], int(rng.integers(4, 7)))]
+        parts = [revolve([0.0, w / 1.4, 0.0], [0.0, 0.0, h], int(rng.integers(4, 9)))]
     else:  # dome tent: a faceted, squashed hemisphere
         phi = np.linspace(0.0, np.pi / 2, 6)
-        parts = [revolve(np.concatenate([[0.0], w / 2 * np.cos(phi)]),
-                         np.concatenate([[0.0], h * 0.8 * np.sin(phi)]), int(rng.integers(5, 9)))]
+        radii, heights = np.concatenate([[0.0], w / 2 * np.cos(phi)]), np.concatenate([[0.0], h * 0.8 * np.sin(phi)])
+        parts = [revolve(radii, heights, int(rng.integers(5, 9)))]
     if rng.random() < 0.5:  # groundsheet
         parts.append(box([w * 1.1, 0.01, length * 1.1], [0, 0, 0]))
     return parts
 
 
+# Label order; each name is its builder's name without the underscore.
 _BUILDERS: dict[str, Callable[[np.random.Generator], list[Mesh]]] = {
-    "mug": _mug, "bottle": _bottle, "vase": _vase, "bowl": _bowl, "cone": _cone, "lamp": _lamp,
-    "table": _table, "desk": _desk, "stool": _stool, "bench": _bench, "chair": _chair, "sofa": _sofa,
-    "bed": _bed, "shelf": _shelf, "tent": _tent,
+    f.__name__[1:]: f
+    for f in (
+        _mug,
+        _bottle,
+        _vase,
+        _bowl,
+        _cone,
+        _lamp,
+        _table,
+        _desk,
+        _stool,
+        _bench,
+        _chair,
+        _sofa,
+        _bed,
+        _shelf,
+        _tent,
+    )
 }
 
 #: Class names, in label order.
@@ -290,7 +330,7 @@ def make_mesh(class_index: int, rng: np.random.Generator) -> Mesh:
         raise ValueError(f"class_index must be in [0, {len(CLASS_NAMES)}), got {class_index}")
     vertices, faces = merge_meshes(_BUILDERS[CLASS_NAMES[class_index]](rng))
     # A mild per-axis stretch blurs the proportion boundaries between neighbouring classes.
-    return vertices * rng.uniform(0.9, 1.1, size=3), faces
+    return vertices * rng.uniform(0.8, 1.25, size=3), faces
 
 
 def _drop_part(points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -306,6 +346,7 @@ def _drop_part(points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
         start = rng.uniform(0.1, 0.9 - frac)
         lo, hi = np.quantile(proj, [start, start + frac])
         keep = (proj < lo) | (proj > hi)
+    # At most frac (M - 1) + 1 points are removed, and the caller oversamples so that (1 - frac)(M - 1) >= n.
     return points[keep][:n]
 
 
@@ -335,15 +376,16 @@ def generate(seed: int, size: str = "default", num_points: int = 1024) -> dict[s
     Args:
         seed: non-negative data seed.
         size: a key of :data:`SIZES`.
-        num_points: points per cloud.
+        num_points: points per cloud, at least 2.
 
     Returns:
         ``{split: (points float32 (M, num_points, 3), labels int64 (M,))}``, ordered by class then index.
     """
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; valid: {sorted(SIZES)}")
-    if seed < 0 or num_points < 1:
-        raise ValueError(f"seed must be >= 0 and num_points >= 1, got seed={seed}, num_points={num_points}")
+    # One point cannot be normalised into the unit sphere (it has no extent), hence num_points >= 2.
+    if seed < 0 or num_points < 2:
+        raise ValueError(f"seed must be >= 0 and num_points >= 2, got seed={seed}, num_points={num_points}")
     t0 = time.perf_counter()
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for split, count in SIZES[size].items():
