@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +48,34 @@ def training_data(registries: Registries, config: RunConfig, data: PreparedDatas
     return None
 
 
+def _head(overrides: dict[str, Any], class_names: Sequence[str] | None) -> tuple[str, Any, str]:
+    """Pop ``head`` from the backbone options: (kind, class embeddings or None, their provenance)."""
+    head = str(overrides.pop("head", "linear"))
+    if head != "cosine":
+        return head, None, ""
+    if not class_names:
+        raise ConfigError("--opt backbone.head=cosine needs the dataset's class names, and none were available; "
+                          "train on a dataset with a train split or use head=linear")
+    from robench3d.backbones.text import class_name_embeddings
+
+    emb, source = class_name_embeddings(class_names)
+    return head, emb, source
+
+
 def build_backbone(registries: Registries, ref: str, *, config: RunConfig, train_data: PreparedDataset | None,
                    num_classes: int, resolver: WeightsResolver | None, scope: str = "backbone",
-                   progress: Callable[[str], None] | None = None) -> TrainedBackbone:
-    """A ready backbone: pretrained weights for ``arch.tag`` (local files only), else trained on ``train_data``."""
+                   progress: Callable[[str], None] | None = None,
+                   class_names: Sequence[str] | None = None) -> TrainedBackbone:
+    """A ready backbone: pretrained weights for ``arch.tag`` (local files only), else trained on ``train_data``.
+
+    ``--opt backbone.head=cosine`` selects a cosine head on MiniLM embeddings of the class names (``class_names``,
+    else those of ``train_data``); the embeddings' provenance enters the training cache key.
+    """
     r = parse_ref(ref, tags=True)
     spec: BackboneSpec = registries.backbones.get(r.name)
     overrides = config.opt(scope)
+    names = class_names if class_names is not None else (train_data.class_names if train_data else None)
+    head, class_emb, class_source = _head(overrides, names)
     if r.tag is not None:
         if r.tag not in spec.weights:
             raise UnknownComponentError(
@@ -71,16 +92,24 @@ def build_backbone(registries: Registries, ref: str, *, config: RunConfig, train
         from robench3d.cache import file_sha256
 
         path = Path(path)  # plugins may return a str
-        model = spec.build(num_classes, r.variant or wspec.config, overrides)
-        load_weights_file(model, path)
-        return TrainedBackbone(model.eval(), str(r), f"file {path.name} sha256:{file_sha256(path)[:12]}", path)
+        model = spec.build(num_classes, r.variant or wspec.config, overrides, head=head, class_embeddings=class_emb)
+        # Backbones whose released checkpoints use foreign key names (uni3d) bring their own strict loader.
+        loader = getattr(model, "load_pretrained", None)
+        note = ""
+        if loader is not None:
+            note = loader(path)
+        else:
+            load_weights_file(model, path)
+        provenance = f"file {path.name} sha256:{file_sha256(path)[:12]}" + (f"; {note}" if note else "")
+        return TrainedBackbone(model.eval(), str(r), provenance, path)
     if train_data is None:
         raise ConfigError(
             f"backbone {r.name!r} must be trained but the dataset has no train split; pass pretrained weights "
             f"({r.name}.TAG) or --train-dataset/--train-data-root"
         )
     return train_backbone(spec, train_data, cache_dir=config.cache_dir, variant=r.variant, overrides=overrides,
-                          recipe_overrides=config.opt("train"), seed=config.seed, device=config.device,
+                          recipe_overrides=config.opt("train"), head=head, class_embeddings=class_emb,
+                          class_embeddings_source=class_source, seed=config.seed, device=config.device,
                           retrain=config.retrain, progress=progress)
 
 
