@@ -1,0 +1,99 @@
+"""SRS, SOR and the shared point operations: shapes, outputs drawn from the inputs, determinism, references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from robench3d_baselines._pointops import chamfer, farthest_point_resample, keep_and_pad
+from robench3d_baselines.sor import StatisticalOutlierRemoval, sor_mask, sor_mask_reference
+from robench3d_baselines.srs import SimpleRandomSampling
+
+from robench3d import ConfigError
+
+
+def _clouds(b: int = 4, n: int = 256, seed: int = 0) -> torch.Tensor:
+    """Points on a unit sphere with a little noise: every point has close neighbours."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, n, 3, generator=g)
+    return x / x.norm(dim=2, keepdim=True) + 0.01 * torch.randn(b, n, 3, generator=g)
+
+
+def _only_input_points(out: torch.Tensor, inp: torch.Tensor) -> bool:
+    """Every output point equals one of its own cloud's input points."""
+    return bool((out.unsqueeze(2) == inp.unsqueeze(1)).all(dim=-1).any(dim=-1).all())
+
+
+@pytest.mark.parametrize("defense", [SimpleRandomSampling(), StatisticalOutlierRemoval(),
+                                     StatisticalOutlierRemoval("mrpd")])
+def test_transform_keeps_shape_and_outputs_input_points(defense: SimpleRandomSampling) -> None:
+    x = _clouds()
+    out = defense.transform(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert _only_input_points(out, x)
+
+
+def test_srs_drops_the_scaled_number_and_is_seeded() -> None:
+    srs = SimpleRandomSampling()
+    assert srs.num_dropped(1024) == 500 and srs.num_dropped(256) == 125
+    assert SimpleRandomSampling(overrides={"scale_with_n": False}).num_dropped(1024) == 500
+    x = _clouds(n=256)
+    out = srs.transform(x)
+    assert all(len(torch.unique(c, dim=0)) == 256 - 125 for c in out)
+    torch.manual_seed(3)
+    a = srs.transform(x)
+    torch.manual_seed(3)
+    b = srs.transform(x)
+    assert torch.equal(a, b) and not torch.equal(a, srs.transform(x))
+    with pytest.raises(ConfigError, match="drop"):
+        SimpleRandomSampling(overrides={"drop": 300, "scale_with_n": False}).transform(_clouds(n=200))
+
+
+def test_sor_removes_an_obvious_outlier() -> None:
+    x = _clouds(b=2, n=256)
+    x[0, 17] = torch.tensor([4.0, 4.0, 4.0])
+    sor = StatisticalOutlierRemoval()
+    assert not bool(sor.mask(x)[0, 17])
+    out = sor.transform(x)
+    assert out.shape == x.shape and not bool((out[0] == x[0, 17]).all(dim=1).any())
+
+
+@pytest.mark.parametrize(("k", "alpha", "squared"), [(2, 1.1, False), (16, 1.0, False), (2, 1.1, True)])
+@pytest.mark.parametrize("backend", ["torch", "kdtree"])
+def test_sor_backends_match_the_ckdtree_reference(k: int, alpha: float, squared: bool, backend: str) -> None:
+    x = _clouds(b=6, n=300, seed=1)
+    x[:, :5] *= 1.5  # a few real outliers per cloud, so the mask is not trivially all-true
+    got = sor_mask(x, k, alpha, squared=squared, backend=backend).numpy()
+    want = sor_mask_reference(x.numpy(), k, alpha, squared=squared)
+    assert np.array_equal(got, want)
+    assert not want.all()
+
+
+def test_sor_rejects_bad_k() -> None:
+    with pytest.raises(ConfigError, match="k"):
+        StatisticalOutlierRemoval(overrides={"k": 300}).transform(_clouds(n=100))
+
+
+def test_keep_and_pad_repeats_kept_points_cyclically() -> None:
+    x = torch.arange(12, dtype=torch.float32).view(1, 4, 3)
+    out = keep_and_pad(x, torch.tensor([[True, False, True, False]]), 5)
+    assert out[0, :, 0].tolist() == [0.0, 6.0, 0.0, 6.0, 0.0]
+    with pytest.raises(ConfigError, match="every point"):
+        keep_and_pad(x, torch.zeros(1, 4, dtype=torch.bool), 4)
+
+
+def test_farthest_point_resample_is_deterministic_and_pads() -> None:
+    x = _clouds(b=2, n=64)
+    mask = torch.ones(2, 64, dtype=torch.bool)
+    mask[1, 10:] = False  # the second cloud keeps only 10 points: fewer than asked
+    idx = farthest_point_resample(x, 32, mask)
+    assert torch.equal(idx, farthest_point_resample(x, 32, mask))
+    assert len(set(idx[0].tolist())) == 32
+    assert set(idx[1].tolist()) == set(range(10)) and torch.equal(idx[1, 10:20], idx[1, :10])
+
+
+def test_chamfer_matches_the_brute_force_definition() -> None:
+    a, b = _clouds(b=2, n=50), _clouds(b=2, n=70, seed=5)
+    d = torch.cdist(a, b) ** 2
+    want = 0.5 * (d.min(2).values.mean(1) + d.min(1).values.mean(1))
+    assert torch.allclose(chamfer(a, b), want, atol=1e-6)
