@@ -21,7 +21,7 @@ logger = logging.getLogger("robench3d")
 
 KINDS_HELP = "attacks, defenses, backbones, datasets (or a kind added by a plugin)"
 #: Test clouds evaluated by default on a CPU (the whole suite at the quick preset then takes minutes, not hours).
-CPU_DEFAULT_N = 100
+CPU_DEFAULT_N = 30
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
