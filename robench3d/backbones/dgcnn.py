@@ -13,12 +13,12 @@ projections first and normalise only (B, N, C) values. Training mode normalises 
 BatchNorm statistics are the published ones.
 
 DGCNN's fixed k makes it density-dependent: a model trained on 256-point clouds (cheap on a CPU) and tested on
-1024-point clouds sees neighbourhoods half as wide and collapses (measured on the embedded ``shapes`` data after 3
-epochs at k=10: 61% train accuracy at 256 points, 31% at 1024). With ``k_reference_points`` set, the neighbourhood
-size follows the cloud size, ``k_eff = round(k * N / k_reference_points)``, so neighbourhoods keep their extent
-(the same weights two epochs later: 85% at 256, 86% at 512 and 86% at 1024 points). It is off (``None``, fixed
-k) in the published configuration; the ``cpu`` configuration trains at 256 points
-with k=5 and so runs the published k=20 on 1024-point clouds.
+1024-point clouds sees neighbourhoods half as wide and collapses (measured on the embedded ``shapes`` data,
+generator v1, after 3 epochs at k=10: 61% train accuracy at 256 points, 31% at 1024). With ``k_reference_points``
+set, the neighbourhood size follows the cloud size, ``k_eff = round(k * N / k_reference_points)``, so
+neighbourhoods keep their extent (the same weights two epochs later: 85% at 256, 86% at 512 and 86% at 1024
+points). It is off (``None``, fixed k) in the published configuration; the ``cpu`` configuration trains at 256
+points with k=5 and so runs the published k=20 on 1024-point clouds.
 
 Prompts (our generalisation for MRPD): ``prompts`` of shape (1 or B, P, emb_dims) are extra learnable feature
 tokens that join the per-point features before the global max and mean pooling, like extra points.
