@@ -216,8 +216,9 @@ UNI3D = BackboneSpec(
     recipes={
         # Full clouds: kNN groups shrink with density (as DGCNN's graphs do), and the cost hardly depends on N
         # (the tokenizer runs on num_groups x group_size points whatever N is).
-        "cpu": TrainRecipe(epochs=20, batch_size=32, lr=1e-3, optimizer="adamw", weight_decay=0.05,
-                           label_smoothing=0.1, grad_clip=5.0),
+        # 30 epochs at lr 2e-3 without label smoothing: 20 epochs at 1e-3 with smoothing 0.1 underfit (val 85.7% vs
+        # 88.0% on shapes v2).
+        "cpu": TrainRecipe(epochs=30, batch_size=32, lr=2e-3, optimizer="adamw", weight_decay=0.05, grad_clip=5.0),
         "paper": TrainRecipe(epochs=300, batch_size=32, lr=5e-4, optimizer="adamw", weight_decay=0.05,
                              grad_clip=10.0),
         "test": TrainRecipe(epochs=3, batch_size=16, lr=3e-3, optimizer="adamw", weight_decay=0.05),
