@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from robench3d.attacks.base import Attack, AttackContext
 from robench3d.config import RunConfig, parse_ref
 from robench3d.datasets.base import PreparedDataset
 from robench3d.defenses.base import Defense, DefenseContext
+from robench3d.errors import ConfigError
 from robench3d.evaluation import cells
 from robench3d.evaluation.components import (
     WeightsResolver,
@@ -34,7 +35,7 @@ from robench3d.norms import Setting, Split
 from robench3d.registry import Registries
 from robench3d.training.backbone import TrainedBackbone
 
-__all__ = ["MatrixResult", "run_matrix"]
+__all__ = ["MatrixResult", "run_matrix", "scoped_overrides"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,17 +55,37 @@ class MatrixResult:
     store: ResultsStore | None = None
 
 
-def _attack_overrides(config: RunConfig, name: str, attack_cls: type[Attack], preset: str) -> dict[str, Any]:
-    """``--opt attack.KEY=V`` applies to every attack that has KEY; ``attack.NAME.KEY=V`` to one attack."""
-    out: dict[str, Any] = {}
-    params = attack_cls.presets.get(preset if preset != "custom" else "standard", {})
-    for key, value in config.opt("attack").items():
+def scoped_overrides(opts: Mapping[str, Any], components: Mapping[str, Collection[str]],
+                     scope: str) -> dict[str, dict[str, Any]]:
+    """Split ``--opt SCOPE.KEY=V`` / ``SCOPE.NAME.KEY=V`` values among the named components of a run.
+
+    ``KEY`` applies to every component whose parameters include KEY; ``NAME.KEY`` to component NAME only.
+    ``components`` maps each name to its parameter names. A value that applies to no component is an error (a
+    typo must not silently leave the default in place).
+    """
+    out: dict[str, dict[str, Any]] = {name: {} for name in components}
+    for key, value in opts.items():
         target, dot, param = key.rpartition(".")
-        if dot and target == name:
-            out[param] = value
-        elif not dot and key in params:
-            out[key] = value
+        if dot:
+            if target not in components:
+                raise ConfigError(f"--opt {scope}.{key}: {target!r} is not a {scope} of this run "
+                                  f"(this run has: {', '.join(components) or 'none'})")
+            if param not in components[target]:
+                raise ConfigError(f"--opt {scope}.{key}: {scope} {target!r} has no parameter {param!r}; valid: "
+                                  f"{', '.join(sorted(components[target])) or 'none'}")
+            out[target][param] = value
+            continue
+        hits = [name for name, params in components.items() if key in params]
+        if not hits:
+            raise ConfigError(f"--opt {scope}.{key}: no {scope} of this run has a parameter {key!r} "
+                              f"({scope}s: {', '.join(components) or 'none'}); use {scope}.NAME.KEY to target one")
+        for name in hits:
+            out[name][key] = value
     return out
+
+
+def _preset_params(attack_cls: type[Attack], preset: str) -> Collection[str]:
+    return attack_cls.presets.get(preset if preset != "custom" else "standard", {}).keys()
 
 
 def run_matrix(
@@ -88,8 +109,14 @@ def run_matrix(
     train_data = training_data(registries, config, data)
     attack_names = select_attacks(registries, config.attacks, config.exclude)
     defense_refs = [parse_ref(d) for d in config.defenses]
-    for ref in defense_refs:
-        registries.defenses.get(ref.name)  # fail on a typo before any training starts
+    # Resolve every name and --opt value before any training starts, so a typo fails in seconds.
+    attack_classes = {name: registries.attacks.get(name) for name in attack_names}
+    attack_opts = scoped_overrides(config.opt("attack"), {name: _preset_params(cls, config.preset)
+                                                          for name, cls in attack_classes.items()}, "attack")
+    defense_classes = {ref.name: registries.defenses.get(ref.name) for ref in defense_refs}
+    defense_opts = scoped_overrides(config.opt("defense"), {
+        name: {key for params in cls.variants.values() for key in params}
+        for name, cls in defense_classes.items()}, "defense")
     versions = dict(plugin_versions or {})
     say(f"dataset {data.name} ({data.version}): {n} test clouds, {data.num_classes} classes; "
         f"attacks: {', '.join(attack_names)}; settings: {', '.join(map(str, config.settings))}")
@@ -97,9 +124,8 @@ def run_matrix(
     attacks: dict[str, Attack] = {}
     actx = AttackContext(dataset=train_data or data, cache_dir=config.cache_dir, seed=config.seed,
                          device=config.device, progress=say)
-    for name in attack_names:
-        cls = registries.attacks.get(name)
-        attacks[name] = cls(config.preset, _attack_overrides(config, name, cls, config.preset), seed=config.seed)
+    for name, cls in attack_classes.items():
+        attacks[name] = cls(config.preset, attack_opts[name], seed=config.seed)
         attacks[name].prepare(actx)
 
     for bref in config.backbones:
@@ -107,7 +133,7 @@ def run_matrix(
                                  num_classes=data.num_classes, resolver=resolve_weights, progress=say)
         surrogate = _surrogate(registries, config, bref, train_data, data, resolve_weights, say)
         for dref in defense_refs:
-            defense: Defense = registries.defenses.get(dref.name)(dref.variant, config.opt("defense"))
+            defense: Defense = defense_classes[dref.name](dref.variant, defense_opts[dref.name])
             ctx = DefenseContext(
                 dataset=train_data or data, backbone=trained.model, backbone_name=trained.name,
                 attack_factory=lambda name, preset="standard", overrides=None: make_attack(
