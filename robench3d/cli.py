@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="standard, if-defense, mrpd-paper, quick; auto (default): standard on a GPU, quick on CPU")
     run.add_argument("--surrogate", default=None, help="transfer surrogate backbone (default: pointnet2_ssg)")
     run.add_argument("--n", default="auto",
-                     help=f"evaluate the first N test clouds; 'all'; auto (default): all on a GPU, {CPU_DEFAULT_N} on CPU")
+                     help=f"evaluate the first N test clouds; 'all'; auto (default): all on a GPU, "
+                          f"{CPU_DEFAULT_N} on CPU")
     run.add_argument("--batch-size", type=int, default=32)
     run.add_argument("--eot-samples", type=int, default=10, help="EOT samples for random defenses (default 10)")
     run.add_argument("--device", default="cpu")
