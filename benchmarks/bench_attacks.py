@@ -22,13 +22,12 @@ once per dataset and caches it).
 from __future__ import annotations
 
 import argparse
-import math
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from _timing import best_time
 
 from robench3d.attacks._autoencoder import PointAutoEncoder
 from robench3d.attacks.advpc import AdvPC
@@ -48,16 +47,6 @@ def clouds(b: int, n: int, num_classes: int, seed: int = 0) -> tuple[torch.Tenso
     x = torch.randn(b, n, 3, generator=g)
     x = x / x.norm(dim=2, keepdim=True) + 0.02 * torch.randn(b, n, 3, generator=g)
     return x, torch.randint(0, num_classes, (b,), generator=g)
-
-
-def timed(fn: Callable[[], Any], repeats: int = 1) -> float:
-    """Minimum wall time of ``fn`` over ``repeats`` calls."""
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def build(cls: type[Attack], preset: str, overrides: dict[str, Any], n: int) -> Attack:
@@ -85,7 +74,7 @@ def time_attack(cls: type[Attack], model: torch.nn.Module, x: torch.Tensor, y: t
 
     def seconds(preset: str, overrides: dict[str, Any]) -> float:
         attack = build(cls, preset, overrides, n)
-        return timed(lambda: attack(victim, x, y, targets if attack.targeted else None, seed=0))
+        return best_time(lambda: attack(victim, x, y, targets if attack.targeted else None, seed=0), warmup=False)
 
     quick = seconds("quick", {}) / b
     key, full = total_iterations(cls.presets["standard"])
@@ -130,9 +119,9 @@ def pgd_tables(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, repeats
     start = (torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1) * eps
     ours = cls("standard", {"early_stop": False})
     ours_es = cls("standard")
-    t_ref = timed(lambda: reference_pgd(model, x, y, eps, step, steps, start), repeats)
-    t_ours = timed(lambda: ours(model, x, y, seed=0), repeats)
-    t_es = timed(lambda: ours_es(model, x, y, seed=0), repeats)
+    t_ref = best_time(lambda: reference_pgd(model, x, y, eps, step, steps, start), repeats, warmup=False)
+    t_ours = best_time(lambda: ours(model, x, y, seed=0), repeats, warmup=False)
+    t_es = best_time(lambda: ours_es(model, x, y, seed=0), repeats, warmup=False)
     iters = ours_es(model, x, y, seed=0).info["iterations"].float().mean().item()
     print(f"\n2. pgd_linf standard ({steps} steps) vs a reference loop, B={x.shape[0]}, N={x.shape[1]}")
     print(f"{'loop':<34} {'seconds':>8} {'ratio to reference':>19}")
@@ -145,7 +134,7 @@ def pgd_tables(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, repeats
     def fwd_bwd() -> None:
         torch.autograd.grad(F.cross_entropy(model(xg), y), xg)
 
-    one = timed(fwd_bwd, repeats * 3)
+    one = best_time(fwd_bwd, repeats * 3, warmup=False)
     print("\n3. PGD overhead: wall time / (steps x one forward+backward of the same batch), floor 1.0")
     print(f"one forward+backward: {one * 1000:.1f} ms; {steps} of them: {steps * one:.3f} s")
     print(f"ours (early stopping off): {max(t_ours / (steps * one), 1.0):.2f}   "

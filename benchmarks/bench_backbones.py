@@ -20,28 +20,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-from collections.abc import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from _timing import best_time  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from robench3d.plugins import build_plugin_manager, build_registries  # noqa: E402
 
 NUM_CLASSES, TRAIN_CLOUDS = 15, 1500
-
-
-def _time(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _cloud(b: int, n: int) -> torch.Tensor:
@@ -73,12 +62,12 @@ def bench(name: str, variant: str, batch: int, points: int, repeats: int) -> lis
         F.cross_entropy(model(pts), y).backward()
         opt.step()
 
-    t_fwd = _time(forward, repeats)
-    t_att = _time(attack_step, repeats)
-    t_train = _time(lambda: train_step(x), repeats)
+    t_fwd = best_time(forward, repeats)
+    t_att = best_time(attack_step, repeats)
+    t_train = best_time(lambda: train_step(x), repeats)
     n_rec = recipe.num_points or points
     x_rec = _cloud(batch, n_rec)
-    t_rec = t_train if n_rec == points else _time(lambda: train_step(x_rec), repeats)
+    t_rec = t_train if n_rec == points else best_time(lambda: train_step(x_rec), repeats)
     epoch = t_rec * max(TRAIN_CLOUDS // recipe.batch_size, 1) * recipe.batch_size / batch
     return [f"{name}:{variant}", f"{params / 1e6:.2f}M", f"{t_fwd:.2f}", f"{t_att:.2f}", f"{t_train:.2f}",
             f"{t_rec:.2f} @{n_rec}", f"{epoch:.0f} s", f"{recipe.epochs} x = {recipe.epochs * epoch / 60:.1f} min"]

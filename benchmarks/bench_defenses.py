@@ -19,12 +19,10 @@ Timings are the minimum over repeats on whatever else the machine is doing: comp
 from __future__ import annotations
 
 import argparse
-import math
-import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
+from _timing import best_time
 from robench3d_baselines.dupnet import DUPNet, UpsampleThenClassify
 from robench3d_baselines.pu_net import build_pu_net
 from robench3d_baselines.sor import StatisticalOutlierRemoval, knn_mean_distance, sor_mask, sor_mask_reference
@@ -45,23 +43,12 @@ def clouds(b: int, n: int, seed: int = 0) -> torch.Tensor:
     return x
 
 
-def timed(fn: Callable[[], Any], repeats: int) -> float:
-    """Minimum wall time of ``fn`` over ``repeats`` calls, after one warm-up call."""
-    fn()
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def sor_table(x: torch.Tensor, repeats: int) -> list[list[Any]]:
     """Table 1: torch vs cKDTree k-NN statistics for SOR."""
     rows = []
     for k, alpha in ((2, 1.1), (16, 1.0)):
-        t_torch = timed(lambda k=k: knn_mean_distance(x, k, backend="torch"), repeats)
-        t_tree = timed(lambda k=k: knn_mean_distance(x, k, backend="kdtree"), repeats)
+        t_torch = best_time(lambda k=k: knn_mean_distance(x, k, backend="torch"), repeats)
+        t_tree = best_time(lambda k=k: knn_mean_distance(x, k, backend="kdtree"), repeats)
         agree = float((sor_mask(x, k, alpha, backend="torch").numpy()
                        == sor_mask_reference(x.numpy(), k, alpha)).mean())
         rows.append([f"k={k}, alpha={alpha}", f"{1000 * t_torch:.1f}", f"{1000 * t_tree:.1f}",
@@ -103,7 +90,7 @@ def latency_table(x: torch.Tensor, repeats: int) -> list[list[Any]]:
             xg = x.clone().requires_grad_(True)
             v(xg).sum().backward()
 
-        fwd, bwd = timed(forward, repeats) / b, timed(backward, repeats) / b
+        fwd, bwd = best_time(forward, repeats) / b, best_time(backward, repeats) / b
         base_fwd, base_bwd = base_fwd or fwd, base_bwd or bwd
         rows.append([name, f"{1000 * fwd:.2f}", f"{fwd / base_fwd:.2f}", f"{1000 * bwd:.2f}", f"{bwd / base_bwd:.2f}"])
     return rows

@@ -18,23 +18,16 @@ Timings depend on what else the machine runs: compare ratios within one run.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import torch
+from _timing import best_time
 from tabulate import tabulate
 
 from robench3d.backbones.ops import ball_query, farthest_point_sample, knn
 
 
-def _time(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return 1e3 * best
+def _ms(fn, repeats: int) -> float:
+    return 1e3 * best_time(fn, repeats)
 
 
 def fps_multithreaded(points: torch.Tensor, s: int) -> torch.Tensor:
@@ -85,10 +78,10 @@ def _row(batch: int, n: int, r: int) -> list[object]:
     x = torch.rand(batch, n, 3) * 2 - 1
     s = n // 4
     q = x[:, :s].contiguous()
-    fps = (_time(lambda: farthest_point_sample(x, s), r), _time(lambda: fps_multithreaded(x, s), r),
-           _time(lambda: fps_naive(x, s), 1))
-    kn = (_time(lambda: knn(q, x, 20), r), _time(lambda: knn_naive(q, x, 20), r))
-    bq = (_time(lambda: ball_query(q, x, 0.2, 32), r), _time(lambda: ball_query_naive(q, x, 0.2, 32), r))
+    fps = (_ms(lambda: farthest_point_sample(x, s), r), _ms(lambda: fps_multithreaded(x, s), r),
+           _ms(lambda: fps_naive(x, s), 1))
+    kn = (_ms(lambda: knn(q, x, 20), r), _ms(lambda: knn_naive(q, x, 20), r))
+    bq = (_ms(lambda: ball_query(q, x, 0.2, 32), r), _ms(lambda: ball_query_naive(q, x, 0.2, 32), r))
     return [n, f"{fps[0]:.1f}", f"{fps[1]:.1f}", f"{fps[2]:.1f}", f"{fps[2] / fps[0]:.1f}x",
             f"{kn[0]:.1f}", f"{kn[1]:.1f}", f"{kn[1] / kn[0]:.1f}x",
             f"{bq[0]:.1f}", f"{bq[1]:.1f}", f"{bq[1] / bq[0]:.1f}x"]
