@@ -81,6 +81,10 @@ class DefendedModel(nn.Module):
         backbone: the underlying backbone (defaults to ``classify`` when it is one).
         extra_params: trainable parameters the defense adds at inference (the papers' "+Params").
         provenance: where any trained part came from (recorded in every row).
+        select: optional, for a ``transform`` that only picks input points (removal, resampling, padding by
+            duplication): points (B, N, 3) -> indices (B, M) long with ``transform(x) == gather(x, select(x))``,
+            drawing the same random numbers as ``transform``. BPDA then gathers the picked points directly instead
+            of searching every output point's nearest input: the same gradients, at a fraction of the cost.
     """
 
     def __init__(
@@ -93,10 +97,14 @@ class DefendedModel(nn.Module):
         backbone: Backbone | None = None,
         extra_params: int = 0,
         provenance: Mapping[str, Any] | None = None,
+        select: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
+        if select is not None and transform is None:
+            raise ConfigError("DefendedModel: select= describes a transform; pass transform= too")
         self.classify = classify
         self.transform = transform
+        self.select = select
         self.differentiable = differentiable
         self.randomized = randomized
         if backbone is None:
@@ -179,6 +187,15 @@ class PreprocessingDefense(Defense):
     def transform(self, points: torch.Tensor) -> torch.Tensor:
         """Preprocess a batch: (B, N, 3) -> (B, N', 3). Use the global torch RNG for randomness (seeded per cell)."""
 
+    def select(self, points: torch.Tensor) -> torch.Tensor:
+        """Optional: the (B, N') long indices of the input points that :meth:`transform` outputs.
+
+        Override it when the transform only picks input points (see ``DefendedModel(select=...)``); it must draw
+        the same random numbers as :meth:`transform`. The default says the transform is not a selection.
+        """
+        raise NotImplementedError
+
     def build(self, ctx: DefenseContext) -> DefendedModel:
+        selects = type(self).select is not PreprocessingDefense.select
         return DefendedModel(ctx.backbone, self.transform, differentiable=self.differentiable,
-                             randomized=self.randomized)
+                             randomized=self.randomized, select=self.select if selects else None)

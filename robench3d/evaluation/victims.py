@@ -35,8 +35,10 @@ class BPDAVictim(nn.Module):
     """Adaptive victim for non-differentiable or random preprocessing: BPDA, averaged over EOT samples.
 
     The forward pass runs the real preprocessing; the backward pass treats it as the identity
-    (:func:`bpda_through`); the differentiable rest (``classify``) is differentiated exactly. For randomised
-    preprocessing the logits are averaged over ``eot_samples`` independent draws.
+    (:func:`bpda_through`; for a transform that declares the points it picks, ``DefendedModel.select``, a gather
+    of those points, which is the same identity without the nearest-input search); the differentiable rest
+    (``classify``) is differentiated exactly. For randomised preprocessing the logits are averaged over
+    ``eot_samples`` independent draws.
     """
 
     def __init__(self, defended: DefendedModel, eot_samples: int = 10) -> None:
@@ -52,8 +54,13 @@ class BPDAVictim(nn.Module):
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         assert self.defended.transform is not None
         total = None
+        select = getattr(self.defended, "select", None)
         for _ in range(self.eot_samples):
-            if self.defended.differentiable:
+            if select is not None and not self.defended.differentiable:
+                with torch.no_grad():
+                    idx = select(points)
+                y = torch.gather(points, 1, idx.unsqueeze(-1).expand(-1, -1, points.shape[-1]))
+            elif self.defended.differentiable:
                 y = self.defended.transform(points)
             else:
                 with torch.no_grad():

@@ -8,7 +8,7 @@ import torch
 
 from robench3d import ConfigError
 
-__all__ = ["chamfer", "farthest_point_resample", "gather_points", "keep_and_pad", "knn"]
+__all__ = ["chamfer", "farthest_point_resample", "gather_points", "keep_and_pad", "keep_and_pad_indices", "knn"]
 
 
 def gather_points(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -28,12 +28,17 @@ def keep_and_pad(points: torch.Tensor, mask: torch.Tensor, num_points: int, what
 
     Shape: points (B, N, 3), mask (B, N) bool -> (B, num_points, 3).
     """
+    return gather_points(points, keep_and_pad_indices(mask, num_points, what))
+
+
+def keep_and_pad_indices(mask: torch.Tensor, num_points: int, what: str = "a preprocessing step") -> torch.Tensor:
+    """The indices :func:`keep_and_pad` gathers. Shape: mask (B, N) bool -> (B, num_points) long."""
     counts = mask.sum(dim=1)
     _check_nonempty(counts, what)
     # A stable sort of ~mask puts the kept indices first, still in input order.
     order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices
-    pos = torch.arange(num_points, device=points.device).unsqueeze(0) % counts.unsqueeze(1)
-    return gather_points(points, torch.gather(order, 1, pos))
+    pos = torch.arange(num_points, device=mask.device).unsqueeze(0) % counts.unsqueeze(1)
+    return torch.gather(order, 1, pos)
 
 
 @torch.no_grad()

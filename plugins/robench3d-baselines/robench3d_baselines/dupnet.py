@@ -112,9 +112,12 @@ class DUPNet(Defense):
 
     def transform(self, points: torch.Tensor) -> torch.Tensor:
         """SOR, then deterministic resampling to the upsampler's input size. Shape: (B, N, 3) -> (B, M, 3)."""
+        return gather_points(points, self.select(points))
+
+    def select(self, points: torch.Tensor) -> torch.Tensor:
+        """The input points :meth:`transform` picks. Shape: (B, N, 3) -> (B, M) long."""
         mask = sor_mask(points, int(self.params["sor_k"]), float(self.params["sor_alpha"]))
-        idx = farthest_point_resample(points, self.input_points(points.shape[1]), mask)
-        return gather_points(points, idx)
+        return farthest_point_resample(points, self.input_points(points.shape[1]), mask)
 
     def build(self, ctx: DefenseContext) -> DefendedModel:
         """Load the cached upsampler of this configuration, or train and cache it; wrap it with SOR and the backbone."""
@@ -135,7 +138,7 @@ class DUPNet(Defense):
                       "val_chamfer_dup_jitter": info["val_chamfer_dup_jitter"],
                       "dup_jitter_sigma": info["dup_jitter_sigma"], "beats_dup_jitter": info["beats_dup_jitter"]}
         return DefendedModel(UpsampleThenClassify(net, ctx.backbone), self.transform, differentiable=False,
-                             randomized=False, backbone=ctx.backbone,
+                             randomized=False, backbone=ctx.backbone, select=self.select,
                              extra_params=sum(q.numel() for q in net.parameters()), provenance=provenance)
 
     # -- training -------------------------------------------------------------------------------------------------

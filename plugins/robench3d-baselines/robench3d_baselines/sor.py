@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from robench3d import ConfigError, PreprocessingDefense
-from robench3d_baselines._pointops import keep_and_pad
+from robench3d_baselines._pointops import keep_and_pad, keep_and_pad_indices
 
 __all__ = ["StatisticalOutlierRemoval", "knn_mean_distance", "sor_mask", "sor_mask_reference"]
 
@@ -147,3 +147,7 @@ class StatisticalOutlierRemoval(PreprocessingDefense):
     def transform(self, points: torch.Tensor) -> torch.Tensor:
         """Remove outliers and pad back to N. Shape: (B, N, 3) -> (B, N, 3)."""
         return keep_and_pad(points, self.mask(points), points.shape[1], what="sor")
+
+    def select(self, points: torch.Tensor) -> torch.Tensor:
+        """The indices :meth:`transform` keeps. Shape: (B, N, 3) -> (B, N) long."""
+        return keep_and_pad_indices(self.mask(points), points.shape[1], what="sor")

@@ -26,7 +26,7 @@ import torch
 
 from robench3d import ConfigError, PreprocessingDefense
 
-__all__ = ["SimpleRandomSampling", "random_subset"]
+__all__ = ["SimpleRandomSampling", "random_subset", "random_subset_indices"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,12 @@ def random_subset(points: torch.Tensor, keep: int, generator: torch.Generator | 
 
     Shape: points (B, N, 3) -> (B, N, 3).
     """
+    idx = random_subset_indices(points, keep, generator)
+    return torch.gather(points, 1, idx.unsqueeze(-1).expand(-1, -1, 3))
+
+
+def random_subset_indices(points: torch.Tensor, keep: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The indices :func:`random_subset` gathers (same random numbers). Shape: (B, N, 3) -> (B, N) long."""
     b, n, _ = points.shape
     if not 0 < keep <= n:
         raise ConfigError(f"cannot keep {keep!r} of {n} points; keep must be in [1, {n}]")
@@ -50,8 +56,7 @@ def random_subset(points: torch.Tensor, keep: int, generator: torch.Generator | 
     noise = torch.rand(b, n, generator=generator, device=points.device)
     kept = noise.argsort(dim=1)[:, :keep].sort(dim=1).values
     cyclic = torch.arange(n, device=points.device) % keep
-    idx = kept[:, cyclic]
-    return torch.gather(points, 1, idx.unsqueeze(-1).expand(-1, -1, 3))
+    return kept[:, cyclic]
 
 
 class SimpleRandomSampling(PreprocessingDefense):
@@ -86,3 +91,8 @@ class SimpleRandomSampling(PreprocessingDefense):
         """Randomly subsample every cloud and pad it back. Shape: (B, N, 3) -> (B, N, 3)."""
         n = points.shape[1]
         return random_subset(points, n - self.num_dropped(n))
+
+    def select(self, points: torch.Tensor) -> torch.Tensor:
+        """The indices :meth:`transform` keeps (same random numbers). Shape: (B, N, 3) -> (B, N) long."""
+        n = points.shape[1]
+        return random_subset_indices(points, n - self.num_dropped(n))

@@ -97,3 +97,32 @@ def test_chamfer_matches_the_brute_force_definition() -> None:
     d = torch.cdist(a, b) ** 2
     want = 0.5 * (d.min(2).values.mean(1) + d.min(1).values.mean(1))
     assert torch.allclose(chamfer(a, b), want, atol=1e-6)
+
+
+class _SumPool(torch.nn.Module):
+    """A differentiable stand-in for ``classify`` whose gradient differs from point to point."""
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        return torch.stack([(points ** 2).sum(dim=(1, 2)), points[..., 0].sum(dim=1)], dim=1)
+
+
+@pytest.mark.parametrize("defense", [SimpleRandomSampling(), StatisticalOutlierRemoval(),
+                                     StatisticalOutlierRemoval("mrpd")])
+def test_select_matches_transform_and_gives_the_nearest_input_bpda_gradient(defense: SimpleRandomSampling) -> None:
+    from robench3d.defenses.base import DefendedModel
+    from robench3d.evaluation.victims import BPDAVictim
+
+    x = _clouds(n=128)
+    torch.manual_seed(5)
+    picked = torch.gather(x, 1, defense.select(x).unsqueeze(-1).expand(-1, -1, 3))
+    torch.manual_seed(5)
+    assert torch.equal(picked, defense.transform(x))
+    grads = []
+    for select in (defense.select, None):  # gather of the declared indices vs nearest-input search
+        model = DefendedModel(_SumPool(), defense.transform, differentiable=False, randomized=defense.randomized,
+                              backbone=torch.nn.Module(), select=select)  # type: ignore[arg-type]
+        xg = x.clone().requires_grad_(True)
+        torch.manual_seed(7)
+        BPDAVictim(model, eot_samples=3)(xg).sum().backward()
+        grads.append(xg.grad)
+    assert grads[0].abs().sum() > 0 and torch.allclose(grads[0], grads[1])
