@@ -27,3 +27,12 @@ def test_hookspecs_import_without_torch() -> None:
 
     code = "import sys, robench3d.hookspecs, robench3d; assert 'torch' not in sys.modules, 'torch imported'"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_stable_plugin_modules_are_pinned() -> None:
+    """``robench3d.cache`` and ``robench3d.training.backbone`` are documented for plugins (CONTRIBUTING.md)."""
+    import robench3d.cache
+    import robench3d.training.backbone
+
+    assert {"stable_hash", "atomic_path", "read_json", "write_json", "file_sha256"} <= set(robench3d.cache.__all__)
+    assert {"train_backbone", "TrainedBackbone", "augment"} <= set(robench3d.training.backbone.__all__)
