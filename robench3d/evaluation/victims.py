@@ -38,7 +38,7 @@ class BPDAVictim(nn.Module):
     (:func:`bpda_through`; for a transform that declares the points it picks, ``DefendedModel.select``, a gather
     of those points, which is the same identity without the nearest-input search); the differentiable rest
     (``classify``) is differentiated exactly. For randomised preprocessing the logits are averaged over
-    ``eot_samples`` independent draws.
+    ``eot_samples`` independent draws, stacked into one batch (``max_batch`` clouds at most per pass).
     """
 
     def __init__(self, defended: DefendedModel, eot_samples: int = 10) -> None:
@@ -51,25 +51,37 @@ class BPDAVictim(nn.Module):
     def modules_to_freeze(self) -> tuple[nn.Module, ...]:
         return (self.defended,)
 
+    #: EOT draws are stacked into one batch of at most this many clouds (one pass instead of ``eot_samples``).
+    max_batch: int = 256
+
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         assert self.defended.transform is not None
-        total = None
-        select = getattr(self.defended, "select", None)
-        for _ in range(self.eot_samples):
-            if select is not None and not self.defended.differentiable:
-                with torch.no_grad():
-                    idx = select(points)
-                y = torch.gather(points, 1, idx.unsqueeze(-1).expand(-1, -1, points.shape[-1]))
-            elif self.defended.differentiable:
-                y = self.defended.transform(points)
-            else:
-                with torch.no_grad():
-                    y = self.defended.transform(points)
-                y = bpda_through(y, points)
-            logits = self.defended.classify(y)
-            total = logits if total is None else total + logits
+        b = points.shape[0]
+        per_pass = max(1, min(self.eot_samples, self.max_batch // max(1, b)))
+        total, done = None, 0
+        while done < self.eot_samples:
+            copies = min(per_pass, self.eot_samples - done)
+            # Independent draws per row: the copies of a cloud see different random preprocessing.
+            logits = self._one_pass(points.repeat(copies, 1, 1) if copies > 1 else points)
+            summed = logits.view(copies, b, -1).sum(dim=0)
+            total = summed if total is None else total + summed
+            done += copies
         assert total is not None
         return total / self.eot_samples
+
+    def _one_pass(self, points: torch.Tensor) -> torch.Tensor:
+        select = getattr(self.defended, "select", None)
+        if self.defended.differentiable:
+            y = self.defended.transform(points)
+        elif select is not None:
+            with torch.no_grad():
+                idx = select(points)
+            y = torch.gather(points, 1, idx.unsqueeze(-1).expand(-1, -1, points.shape[-1]))
+        else:
+            with torch.no_grad():
+                y = self.defended.transform(points)
+            y = bpda_through(y, points)
+        return self.defended.classify(y)
 
 
 class ScoreOracle(nn.Module):
