@@ -164,7 +164,7 @@ DGCNN_SPEC = BackboneSpec(
         "test": {"k": 4, "widths": (8, 8, 16), "emb_dims": 32, "fc": (32,), "dropout": 0.0},
     },
     recipes={
-        "cpu": TrainRecipe(epochs=15, batch_size=32, lr=2e-3, num_points=256),
+        "cpu": TrainRecipe(epochs=25, batch_size=32, lr=2e-3, num_points=256),
         "paper": TrainRecipe(epochs=250, batch_size=32, lr=1e-3, weight_decay=1e-4, label_smoothing=0.2),
         "test": TrainRecipe(epochs=3, batch_size=16, lr=3e-3),
     },

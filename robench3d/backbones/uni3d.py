@@ -15,7 +15,9 @@ Pipeline (the MRPD student, mrpd.md section 2):
    position leads the sequence.
 4. ``depth`` EVA-02 blocks (timm ``EvaBlock``: fused qkv with q/v biases, SwiGLU MLP, pre-LayerNorm; no rotary
    embedding, as Uni3D calls the blocks directly), then LayerNorm of the CLS output and a linear projection to
-   ``embed_dim``, L2-normalised when ``normalize`` (Uni3D's CLIP space).
+   ``embed_dim``, L2-normalised when ``normalize`` (Uni3D's CLIP space). ``pool="cls+max"`` (our ``cpu``
+   configuration, trained from scratch) projects the CLS output concatenated with the max over the group tokens,
+   the classification input of Point-BERT; ``pool="cls"`` is Uni3D's and the paper configuration's.
 
 Prompts (MRPD's point prompts): tokens of width ``width`` inserted right after CLS with a zero positional
 embedding. ``prompt_mode="shallow"``: (1 or B, P, width), inserted at the input only and attended to by every
@@ -104,10 +106,12 @@ class Uni3DTransformer(Backbone):
                  depth: int = 12, heads: int = 3, mlp_ratio: float = 8 / 3,
                  tokenizer_widths: Sequence[int] = (128, 256, 512), encoder_dim: int = 512, embed_dim: int = 1024,
                  colour: float | None = 0.5, normalize: bool = True, drop_path: float = 0.0,
-                 prompt_mode: str = "shallow") -> None:
+                 prompt_mode: str = "shallow", pool: str = "cls") -> None:
         super().__init__(num_classes, embed_dim=embed_dim, prompt_dim=width)
         if prompt_mode not in ("shallow", "deep"):
             raise ConfigError(f"unknown prompt_mode {prompt_mode!r}; valid: shallow, deep")
+        if pool not in ("cls", "cls+max"):
+            raise ConfigError(f"unknown uni3d pool {pool!r}; valid: cls (Uni3D), cls+max (Point-BERT's head input)")
         if width % heads:
             raise ConfigError(f"uni3d width {width} must be divisible by heads {heads}; change one of them")
         from functools import partial
@@ -115,7 +119,7 @@ class Uni3DTransformer(Backbone):
         from timm.models.eva import EvaBlock  # lazy: timm is heavy to import
 
         self.num_groups, self.group_size, self.depth = int(num_groups), int(group_size), int(depth)
-        self.colour, self.normalize, self.prompt_mode = colour, bool(normalize), prompt_mode
+        self.colour, self.normalize, self.prompt_mode, self.pool = colour, bool(normalize), prompt_mode, pool
         self.tokenizer = GroupTokenizer(3 if colour is None else 6, tokenizer_widths, encoder_dim)
         self.token_proj = nn.Linear(encoder_dim, width)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
@@ -129,7 +133,7 @@ class Uni3DTransformer(Backbone):
             for rate in rates
         )
         self.norm = norm(width)
-        self.proj = nn.Linear(width, embed_dim)
+        self.proj = nn.Linear(width * (2 if pool == "cls+max" else 1), embed_dim)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -192,7 +196,11 @@ class Uni3DTransformer(Backbone):
         return self._encode(points, None)[:, 1:].transpose(1, 2)
 
     def embed(self, points: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
-        emb = self.proj(self._encode(points, prompts)[:, 0])
+        x = self._encode(points, prompts)
+        # cls: the CLS token (Uni3D). cls+max: CLS next to the max over the group tokens, the last num_groups
+        # tokens whatever the prompts (Point-BERT's classification input).
+        feat = x[:, 0] if self.pool == "cls" else torch.cat([x[:, 0], x[:, -self.num_groups :].amax(dim=1)], dim=-1)
+        emb = self.proj(feat)
         return F.normalize(emb, dim=-1) if self.normalize else emb
 
 
@@ -204,7 +212,7 @@ UNI3D = BackboneSpec(
         # a training step costs ~2.7x PointNet's cpu step (Uni3D-Ti's own sizes: ~5x).
         "cpu": {"num_groups": 64, "group_size": 16, "width": 96, "depth": 4, "heads": 3,
                 "tokenizer_widths": (32, 64, 128), "encoder_dim": 128, "embed_dim": 256, "colour": None,
-                "normalize": False, "drop_path": 0.1},
+                "normalize": False, "drop_path": 0.1, "pool": "cls+max"},
         # paper: Uni3D-Ti (timm eva02_tiny_patch14_224 blocks), as the MRPD student; loads official weights.
         "paper": {"num_groups": 512, "group_size": 64, "width": 192, "depth": 12, "heads": 3,
                   "tokenizer_widths": (128, 256, 512), "encoder_dim": 512, "embed_dim": 1024, "colour": 0.5,
@@ -218,7 +226,7 @@ UNI3D = BackboneSpec(
         # (the tokenizer runs on num_groups x group_size points whatever N is).
         # 30 epochs at lr 2e-3 without label smoothing: 20 epochs at 1e-3 with smoothing 0.1 underfit (val 85.7% vs
         # 88.0% on shapes v2).
-        "cpu": TrainRecipe(epochs=30, batch_size=32, lr=2e-3, optimizer="adamw", weight_decay=0.05, grad_clip=5.0),
+        "cpu": TrainRecipe(epochs=40, batch_size=32, lr=2e-3, optimizer="adamw", weight_decay=0.05, grad_clip=5.0),
         "paper": TrainRecipe(epochs=300, batch_size=32, lr=5e-4, optimizer="adamw", weight_decay=0.05,
                              grad_clip=10.0),
         "test": TrainRecipe(epochs=3, batch_size=16, lr=3e-3, optimizer="adamw", weight_decay=0.05),
