@@ -157,14 +157,16 @@ DGCNN_SPEC = BackboneSpec(
     configs={
         # cpu: half-width EdgeConvs, a 256-d shared layer, trained on 256-point clouds with k=5 (k=20 at 1024
         # points, as published, through k_reference_points).
+        # Measured on shapes (450 test clouds): dropout 0.5 / 15 epochs 88.9%, 0.5 / 25 epochs 90.0%,
+        # 0.3 / 30 epochs 90.0% (train loss 0.18 instead of 0.32; val 92.0% both); next to try: 512 points, k=10.
         "cpu": {"k": 5, "k_reference_points": 256, "widths": (32, 32, 64, 128), "emb_dims": 256, "fc": (256, 128),
-                "dropout": 0.5},
+                "dropout": 0.3},
         # paper: the published classification network (k=20, 64-64-128-256, emb 1024, FC 512-256).
         "paper": {"k": 20, "widths": (64, 64, 128, 256), "emb_dims": 1024, "fc": (512, 256), "dropout": 0.5},
         "test": {"k": 4, "widths": (8, 8, 16), "emb_dims": 32, "fc": (32,), "dropout": 0.0},
     },
     recipes={
-        "cpu": TrainRecipe(epochs=25, batch_size=32, lr=2e-3, num_points=256),
+        "cpu": TrainRecipe(epochs=30, batch_size=32, lr=2e-3, num_points=256),
         "paper": TrainRecipe(epochs=250, batch_size=32, lr=1e-3, weight_decay=1e-4, label_smoothing=0.2),
         "test": TrainRecipe(epochs=3, batch_size=16, lr=3e-3),
     },
