@@ -59,7 +59,7 @@ def sor_table(x: torch.Tensor, repeats: int) -> list[list[Any]]:
 def preprocessed(defense: SimpleRandomSampling | StatisticalOutlierRemoval, backbone: Any) -> DefendedModel:
     """What ``PreprocessingDefense.build`` returns, without a full context (only the backbone is used)."""
     return DefendedModel(backbone, defense.transform, differentiable=defense.differentiable,
-                         randomized=defense.randomized)
+                         randomized=defense.randomized, select=defense.select)
 
 
 def latency_table(x: torch.Tensor, repeats: int) -> list[list[Any]]:
@@ -74,13 +74,22 @@ def latency_table(x: torch.Tensor, repeats: int) -> list[list[Any]]:
         "sor": preprocessed(StatisticalOutlierRemoval(), backbone),
         "sor:mrpd": preprocessed(StatisticalOutlierRemoval("mrpd"), backbone),
         "dupnet (cpu: N/4 -> N)": DefendedModel(UpsampleThenClassify(upsampler, backbone), dup.transform,
-                                                differentiable=False, randomized=False, backbone=backbone),
+                                                differentiable=False, randomized=False, backbone=backbone,
+                                                select=dup.select),
+        # The same SRS victim with BPDA's nearest-input search instead of the declared indices.
+        "srs, nearest-input BPDA": DefendedModel(backbone, SimpleRandomSampling().transform, differentiable=False,
+                                                 randomized=True),
     }
+    # max_batch: how many clouds one EOT pass may stack (B: one pass per draw, as a plain loop would do).
+    stacking = {"srs": 10_000, "srs, one pass per EOT draw": x.shape[0]}
+    models["srs, one pass per EOT draw"] = models["srs"]
     b = x.shape[0]
     rows, base_fwd, base_bwd = [], None, None
     for name, model in models.items():
         model.eval()
         victim = adaptive_victim(model, eot_samples=10)
+        if name in stacking:
+            victim.max_batch = stacking[name]
 
         def forward(m: DefendedModel = model) -> None:
             with torch.no_grad():
