@@ -70,7 +70,7 @@ class BPDAVictim(nn.Module):
         return total / self.eot_samples
 
     def _one_pass(self, points: torch.Tensor) -> torch.Tensor:
-        select = getattr(self.defended, "select", None)
+        select = self.defended.select
         if self.defended.differentiable:
             y = self.defended.transform(points)
         elif select is not None:

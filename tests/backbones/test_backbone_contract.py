@@ -7,8 +7,6 @@ threads on a busy 2-core machine the fork/join of every small op costs more than
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -18,14 +16,6 @@ from robench3d.plugins import build_plugin_manager, build_registries
 REGISTRIES = build_registries(build_plugin_manager(autoload=False))
 NAMES = REGISTRIES.backbones.names()
 B, N, C = 4, 128, 5
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _spec(name: str) -> BackboneSpec:

@@ -10,7 +10,6 @@ the same embedding.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,6 @@ from robench3d.backbones.ops import farthest_point_sample, gather_points
 from robench3d.backbones.uni3d import UNI3D
 from robench3d.backbones.uni3d_weights import UNI3D_WEIGHTS, load_uni3d_checkpoint
 from robench3d.errors import ConfigError
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class _OfficialEncoder(nn.Module):
