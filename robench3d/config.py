@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 from robench3d.errors import ConfigError
 from robench3d.norms import Setting, check_preset
 
-__all__ = ["ComponentRef", "RunConfig", "parse_opts", "parse_ref"]
+__all__ = ["ComponentRef", "RunConfig", "check_device", "parse_opts", "parse_ref"]
 
 OPT_SCOPES = ("dataset", "backbone", "train", "defense", "attack", "surrogate")
 
@@ -39,24 +40,31 @@ def parse_ref(text: str, *, tags: bool = False) -> ComponentRef:
     return ComponentRef(name, tag or None, variant or None)
 
 
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _coerce(value: str) -> Any:
-    low = value.lower()
+    """A first, loss-free guess at a value's type; the component's typed parameters decide (robench3d.params).
+
+    Only text that is exactly an integer, a decimal number, true/false or none is converted (``1_0`` and ``0.1O``
+    stay text, so the parameter check can name them); comma lists stay text for list-typed parameters to split.
+    """
+    text = value.strip()
+    low = text.lower()
     if low in ("true", "false"):
         return low == "true"
     if low in ("none", "null"):
         return None
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    if "," in value:
-        return tuple(_coerce(v) for v in value.split(","))
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
     return value
 
 
 def parse_opts(items: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Parse ``--opt scope.key=value`` items into ``{scope: {key: value}}`` (values: bool/int/float/tuple/str)."""
+    """Parse ``--opt scope.key=value`` items into ``{scope: {key: value}}`` (values: bool/int/float/None/str)."""
     out: dict[str, dict[str, Any]] = {s: {} for s in OPT_SCOPES}
     for item in items:
         key, eq, value = item.partition("=")
@@ -67,6 +75,28 @@ def parse_opts(items: Iterable[str]) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"invalid --opt scope {scope!r} in {item!r}; valid scopes: {', '.join(OPT_SCOPES)}")
         out[scope][name] = _coerce(value)
     return out
+
+
+def check_device(device: str) -> str:
+    """Validate a ``--device`` value against this machine (a missing GPU is a clear error, not a torch traceback)."""
+    if device == "cpu":
+        return device
+    if not re.fullmatch(r"(cuda(:\d+)?|mps)", device):
+        raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+    import torch
+
+    if device == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ConfigError("--device mps: no Apple GPU is available on this machine; use --device cpu")
+        return device
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA GPU is available on this machine (torch "
+                          f"{torch.__version__}); use --device cpu")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                          f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    return device
 
 
 @dataclass(frozen=True)
@@ -112,8 +142,9 @@ class RunConfig:
             raise ConfigError(f"--eot-samples must be >= 1, got {self.eot_samples}")
         if not self.backbones or not self.defenses or not self.settings:
             raise ConfigError("a run needs at least one backbone, one defense and one setting")
-        if self.device != "cpu" and not self.device.startswith(("cuda", "mps")):
-            raise ConfigError(f"unknown device {self.device!r}; use cpu, cuda or cuda:N")
+        if self.num_points is not None and self.num_points < 1:
+            raise ConfigError(f"--num-points must be >= 1, got {self.num_points}; omit it to use the dataset's N")
+        check_device(self.device)
         return self
 
     def opt(self, scope: str) -> dict[str, Any]:

@@ -95,7 +95,7 @@ class _AddPoints(Attack):
 
         out = cw_search(objective, start, binary_steps=int(p["binary_steps"]), iterations=int(p["iterations"]),
                         lr=float(p["lr"]), c_init=float(p["c_init"]), c_max=float(p["c_max"]),
-                        abort_early=bool(p["abort_early"]) and not getattr(victim, "randomized", False))
+                        abort_early=self.stops_early(victim, "abort_early"))
         # Re-attach the untouched originals exactly (the recorded clouds already hold them; this is a guarantee).
         adv = torch.cat([points, out.points[:, points.shape[1]:]], dim=1)
         return AttackResult(adv, {"iterations": out.iterations})

@@ -104,6 +104,6 @@ class AdvPC(Attack):
 
         out = cw_search(objective, start, binary_steps=int(p["binary_steps"]), iterations=int(p["iterations"]),
                         lr=float(p["lr"]), c_init=float(p["c_init"]), c_max=float(p["c_max"]), project=project,
-                        abort_early=bool(p["abort_early"]) and not getattr(victim, "randomized", False))
+                        abort_early=self.stops_early(victim, "abort_early"))
         # The first recorded iterate is the unclipped start (1e-7 off); clip so the budget holds exactly.
         return AttackResult(points + clip_l2_point(out.points - points, eps), {"iterations": out.iterations})

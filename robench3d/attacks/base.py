@@ -23,12 +23,25 @@ from torch import nn
 
 from robench3d.errors import ConfigError
 from robench3d.norms import PRESETS, Budget, Norm, Setting, check_preset
+from robench3d.params import Param, resolve
 
-__all__ = ["Attack", "AttackContext", "AttackResult", "cw_margin", "victim_logits"]
+__all__ = ["COMMON_PARAMS", "Attack", "AttackContext", "AttackResult", "cw_margin", "victim_logits"]
 
 logger = logging.getLogger(__name__)
 
 GRADIENT_SETTINGS = frozenset({Setting.OBLIVIOUS, Setting.ADAPTIVE, Setting.TRANSFER})
+
+_NONNEG, _POSITIVE_INT = Param(minimum=0), Param(int, minimum=1)
+#: Ranges of the parameter names the attacks share (types come from the preset values). An attack's own
+#: ``param_specs`` refine or replace these; both are checked before any work starts.
+COMMON_PARAMS: dict[str, Param] = {
+    "eps": _NONNEG, "step": _NONNEG, "kappa": _NONNEG, "c_init": _NONNEG, "c_max": _NONNEG, "gamma": _NONNEG,
+    "alpha": _NONNEG, "chamfer_weight": _NONNEG, "knn_weight": _NONNEG, "num_drop": Param(int, minimum=0),
+    "lr": Param(float, minimum=0, exclusive_minimum=True), "steps": _POSITIVE_INT, "iterations": _POSITIVE_INT,
+    "binary_steps": _POSITIVE_INT, "queries": _POSITIVE_INT, "k": _POSITIVE_INT, "graph_k": _POSITIVE_INT,
+    "normal_k": _POSITIVE_INT, "low_pass": _POSITIVE_INT, "per_round": _POSITIVE_INT,
+    "loss": Param(str, choices=("cw", "ce")),
+}
 
 
 @dataclass
@@ -92,6 +105,9 @@ class Attack(ABC):
         name: registry name.
         norm: the norm and granularity of the budget (protocol.md section 3).
         presets: parameters for each preset in :data:`~robench3d.norms.PRESETS`.
+        param_specs: :class:`~robench3d.params.Param` declarations (ranges, choices) beyond what the preset
+            values imply; merged over :data:`COMMON_PARAMS`. Every ``--opt attack.*`` value is checked against them
+            when the attack is built, before any training.
         supported_settings: threat settings the attack can run in (gradient attacks: not ``query``).
         changes_n: whether the output has a different number of points than the input.
         is_control: a control (``noise``): runs, but is excluded from aggregates.
@@ -105,6 +121,7 @@ class Attack(ABC):
     name: ClassVar[str]
     norm: ClassVar[Norm]
     presets: ClassVar[Mapping[str, Mapping[str, Any]]]
+    param_specs: ClassVar[Mapping[str, Param]] = {}
     supported_settings: ClassVar[frozenset[Setting]] = GRADIENT_SETTINGS
     changes_n: ClassVar[bool] = False
     is_control: ClassVar[bool] = False
@@ -117,21 +134,21 @@ class Attack(ABC):
         base_preset = "standard" if preset == "custom" else preset
         if base_preset not in self.presets:
             raise ConfigError(f"attack {self.name!r} defines no preset {preset!r}; it has {', '.join(self.presets)}")
-        params = dict(self.presets[base_preset])
-        changed = False
-        for key, value in (overrides or {}).items():
-            if key not in params:
-                raise ConfigError(
-                    f"attack {self.name!r} has no parameter {key!r}; valid: {', '.join(sorted(params))}"
-                )
-            if params[key] != value:
-                params[key] = type(params[key])(value) if params[key] is not None else value
-                changed = True
+        defaults = dict(self.presets[base_preset])
+        params = resolve(defaults, overrides, owner=f"attack {self.name!r}", declared=self.specs())
+        changed = any(params[k] != defaults[k] for k in params)
         self.params: dict[str, Any] = params
+        self.defaults: dict[str, Any] = defaults
         # Changing any value of a preset makes it a different benchmark: rows must say "custom".
         self.preset = "custom" if changed else preset
         self.seed = seed
         self.generator = torch.Generator()
+        self._early_stop_allowed = True
+
+    @classmethod
+    def specs(cls) -> dict[str, Param]:
+        """The parameter declarations of this attack: :data:`COMMON_PARAMS` refined by ``param_specs``."""
+        return {**COMMON_PARAMS, **cls.param_specs}
 
     # -- declarations ---------------------------------------------------------------------------------------
     @property
@@ -155,6 +172,20 @@ class Attack(ABC):
         """Short human description of the configured attack."""
         return f"{self.name} [{self.preset}] " + ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
 
+    def changed_params(self) -> dict[str, Any]:
+        """The parameters whose values differ from the preset (recorded in the rows' ``overrides`` column)."""
+        return {k: v for k, v in self.params.items() if v != self.defaults.get(k)}
+
+    def stops_early(self, victim: Any, param: str = "early_stop") -> bool:
+        """Whether this call may stop per sample once it succeeds (or plateaus).
+
+        True only if the preset allows it (``param``, default ``early_stop``), the caller allows it (clouds that
+        are replayed on other models, in the ``oblivious`` and ``transfer`` settings, are generated to completion:
+        protocol.md section 2) and the victim is deterministic (one lucky EOT draw is no success).
+        """
+        return (self._early_stop_allowed and bool(self.params.get(param, True))
+                and not getattr(victim, "randomized", False))
+
     # -- calling ----------------------------------------------------------------------------------------------
     def __call__(
         self,
@@ -164,13 +195,21 @@ class Attack(ABC):
         targets: torch.Tensor | None = None,
         *,
         seed: int | None = None,
+        early_stop: bool = True,
     ) -> AttackResult:
-        """Attack a batch; see the class docstring for shapes. ``seed`` makes random starts reproducible."""
+        """Attack a batch; see the class docstring for shapes.
+
+        Args:
+            seed: makes random starts reproducible.
+            early_stop: ``False`` forbids per-sample early stopping (:meth:`stops_early`), for clouds that will be
+                replayed on models other than ``victim``.
+        """
         if points.dim() != 3 or points.shape[-1] != 3:
             raise ConfigError(f"{self.name}: points must have shape (B, N, 3), got {tuple(points.shape)}")
         if self.targeted and targets is None:
             raise ConfigError(f"{self.name} is targeted in preset {self.preset!r} but no target labels were given")
         self.generator = torch.Generator(device=points.device).manual_seed(self.seed if seed is None else seed)
+        self._early_stop_allowed = early_stop
         modules = [m for m in (victim, *getattr(victim, "modules_to_freeze", ())) if isinstance(m, nn.Module)]
         modes = [(m, [s.training for s in m.modules()]) for m in modules]
         grads = [(p, p.requires_grad) for m in modules for p in m.parameters()]

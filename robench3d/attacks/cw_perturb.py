@@ -76,5 +76,5 @@ class CWPerturb(Attack):
 
         out = cw_search(objective, start, binary_steps=int(p["binary_steps"]), iterations=int(p["iterations"]),
                         lr=float(p["lr"]), c_init=float(p["c_init"]), c_max=float(p["c_max"]),
-                        abort_early=bool(p["abort_early"]) and not getattr(victim, "randomized", False))
+                        abort_early=self.stops_early(victim, "abort_early"))
         return AttackResult(out.points, {"iterations": out.iterations})

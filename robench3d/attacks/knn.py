@@ -86,6 +86,6 @@ class KNNAttack(Attack):
 
         out = cw_search(objective, start, binary_steps=1, iterations=int(p["iterations"]), lr=float(p["lr"]),
                         c_init=1.0, c_max=1.0, project=project, keep_last=True,
-                        abort_early=bool(p["abort_early"]) and not getattr(victim, "randomized", False))
+                        abort_early=self.stops_early(victim, "abort_early"))
         # The recorded iterate is the one evaluated before the last step; re-clip guards float drift.
         return AttackResult(points + clip_l2_point(out.points - points, eps), {"iterations": out.iterations})

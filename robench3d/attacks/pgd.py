@@ -7,8 +7,9 @@ Budget: linf eps 0.05, step 0.01, 50 steps (``quick``: 10), uniform random start
 (protocol.md section 4).
 
 Per-sample early stopping: a sample whose current iterate is already misclassified (or hits its target) leaves
-the active set and keeps that iterate, so later steps cost less. Against a randomised victim (EOT) a single
-success can be luck, so early stopping is disabled when ``victim.randomized`` is true.
+the active set and keeps that iterate, so later steps cost less. It is used only where it is exact
+(:meth:`~robench3d.attacks.base.Attack.stops_early`): never against a randomised victim (EOT; a single success can
+be luck) and never for clouds replayed on other models (``oblivious``, ``transfer``), which run every step.
 
 Shape:
     points (B, N, 3) -> adv_points (B, N, 3); info["iterations"] (B,).
@@ -120,7 +121,7 @@ class PGDLinf(Attack):
             start = (torch.rand(points.shape, generator=self.generator, device=points.device) * 2 - 1) * eps
         else:
             start = torch.zeros_like(points)
-        early = bool(self.params["early_stop"]) and not getattr(victim, "randomized", False)
+        early = self.stops_early(victim)
         adv, iters = projected_gradient_loop(
             victim, points, labels, targets, steps=int(self.params["steps"]), start=start,
             ascent=lambda g: step * g.sign(), project=lambda d: d.clamp(-eps, eps), early_stop=early,

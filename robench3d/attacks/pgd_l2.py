@@ -86,7 +86,7 @@ class PGDL2(Attack):
         def loss_fn(logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
             return -attack_loss(logits, y, t, kind, kappa)  # the loop maximises
 
-        early = bool(self.params["early_stop"]) and not getattr(victim, "randomized", False)
+        early = self.stops_early(victim)
         adv, iters = projected_gradient_loop(
             victim, points, labels, targets, steps=int(self.params["steps"]), start=start, ascent=ascent,
             project=lambda d: clip_l2_global(d, eps), loss_fn=loss_fn, early_stop=early,

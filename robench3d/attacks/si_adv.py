@@ -77,7 +77,7 @@ class SIAdv(Attack):
         def loss_fn(logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
             return -attack_loss(logits, y, t, kind, kappa)
 
-        early = bool(p["early_stop"]) and not getattr(victim, "randomized", False)
+        early = self.stops_early(victim)
         adv, iters = projected_gradient_loop(
             victim, points, labels, targets, steps=int(p["steps"]), start=torch.zeros_like(points), ascent=ascent,
             project=lambda d: clip_l2_point(d, eps), loss_fn=loss_fn, early_stop=early, direction=tangent,

@@ -66,7 +66,7 @@ class SimBA(Attack):
     def perturb(self, victim: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor, labels: torch.Tensor,
                 targets: torch.Tensor | None) -> AttackResult:
         eps, budget = float(self.params["eps"]), int(self.params["queries"])
-        early = bool(self.params["early_stop"]) and not getattr(victim, "randomized", False)
+        early = self.stops_early(victim)
         b, n, _ = points.shape
         dev = points.device
         rows = torch.arange(b, device=dev)

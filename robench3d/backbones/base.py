@@ -13,6 +13,7 @@ machine, ``paper`` for GPU users), the training recipe of each configuration, an
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robench3d.errors import ConfigError
+from robench3d.params import Param, dataclass_specs, resolve, signature_defaults
 
 __all__ = [
     "Backbone",
@@ -144,6 +146,16 @@ class WeightsSpec:
     description: str = ""
 
 
+_RECIPE_RANGES: dict[str, Param] = {
+    "epochs": Param(int, minimum=1), "batch_size": Param(int, minimum=1),
+    "lr": Param(float, minimum=0, exclusive_minimum=True), "optimizer": Param(str, choices=("adam", "adamw", "sgd")),
+    "weight_decay": Param(float, minimum=0), "min_lr": Param(float, minimum=0),
+    "label_smoothing": Param(float, minimum=0, maximum=1), "grad_clip": Param(float, minimum=0, nullable=True),
+    "jitter_sigma": Param(float, minimum=0), "jitter_clip": Param(float, minimum=0),
+    "num_points": Param(int, minimum=1, nullable=True),
+}
+
+
 @dataclass(frozen=True)
 class TrainRecipe:
     """How a backbone configuration is trained (IF-Defense recipe by default: up-axis rotation + jitter).
@@ -166,12 +178,9 @@ class TrainRecipe:
 
     def with_overrides(self, **kw: Any) -> TrainRecipe:
         """A copy with some fields replaced (``--opt train.epochs=5``)."""
-        unknown = set(kw) - set(self.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(
-                f"unknown training option(s) {sorted(unknown)}; valid: {sorted(self.__dataclass_fields__)}"
-            )
-        return replace(self, **kw)
+        values = resolve(dataclasses.asdict(self), kw, owner="training recipe (--opt train.*)",
+                         declared={**dataclass_specs(self), **_RECIPE_RANGES})
+        return replace(self, **{k: values[k] for k in kw})
 
 
 @dataclass(frozen=True)
@@ -205,7 +214,12 @@ class BackboneSpec:
                 f"backbone {self.name!r} has no configuration {variant!r}; valid: {', '.join(self.configs)}"
             )
         cfg = dict(self.configs[variant])
-        cfg.update(overrides or {})
+        if overrides:
+            # Every option of the factory's signature can be overridden, typed by the configuration's value or
+            # the signature's default (``--opt backbone.k=20``, ``--opt backbone.dropout=0.3``).
+            known = {**signature_defaults(self.factory), **cfg}
+            merged = resolve(known, overrides, owner=f"backbone {self.name!r} (--opt backbone.*)")
+            cfg.update({k: merged[k] for k in overrides})
         return cfg
 
     def recipe(self, variant: str | None = None) -> TrainRecipe:

@@ -22,8 +22,22 @@ from torch import nn
 
 from robench3d.backbones.base import Backbone
 from robench3d.errors import ConfigError
+from robench3d.params import Param, resolve
 
-__all__ = ["DefendedModel", "Defense", "DefenseContext", "PreprocessingDefense", "pad_by_duplication"]
+__all__ = ["BPDA_MAPPINGS", "DefendedModel", "Defense", "DefenseContext", "PreprocessingDefense", "count_params",
+           "pad_by_duplication"]
+
+#: Backward mappings a non-differentiable transform may declare (``select`` is implied by ``select=``).
+BPDA_MAPPINGS: tuple[str, ...] = ("nearest", "pointwise")
+
+
+def count_params(*modules: nn.Module | None) -> int:
+    """Number of parameters (elements) of some modules, shared tensors counted once."""
+    seen: dict[int, int] = {}
+    for m in modules:
+        if m is not None:
+            seen.update({id(p): p.numel() for p in m.parameters()})
+    return sum(seen.values())
 
 
 def pad_by_duplication(clouds: Sequence[torch.Tensor], num_points: int) -> torch.Tensor:
@@ -79,12 +93,22 @@ class DefendedModel(nn.Module):
         differentiable: whether gradients through ``transform`` are meaningful (else BPDA is used).
         randomized: whether ``transform`` is random (then adaptive attacks use EOT).
         backbone: the underlying backbone (defaults to ``classify`` when it is one).
-        extra_params: trainable parameters the defense adds at inference (the papers' "+Params").
+        extra_params: parameters the defense adds to what runs at inference on top of the backbone (the papers'
+            "+Params": an upsampler, point prompts; 0 for preprocessing and for adversarial training).
+        trainable_params: parameters the defense's training changed (adversarial training: the whole backbone;
+            a prompt-tuning defense: its prompts and heads; 0 when nothing is trained).
+        train_seconds: wall time of the defense's own training (measured when it was trained; cached artifacts
+            keep the number), ``None`` when it trains nothing.
         provenance: where any trained part came from (recorded in every row).
         select: optional, for a ``transform`` that only picks input points (removal, resampling, padding by
             duplication): points (B, N, 3) -> indices (B, M) long with ``transform(x) == gather(x, select(x))``,
             drawing the same random numbers as ``transform``. BPDA then gathers the picked points directly instead
             of searching every output point's nearest input: the same gradients, at a fraction of the cost.
+        bpda: the backward mapping BPDA uses for a non-differentiable ``transform`` without ``select``:
+            ``"nearest"`` (the default: each output point's gradient goes to its nearest input point) or
+            ``"pointwise"`` (output point i comes from input point i, e.g. a quantiser or a per-point denoiser;
+            the transform must keep N). Rows record it in their ``victim`` column (``bpda:select``,
+            ``bpda:pointwise``, ``bpda:nearest``).
     """
 
     def __init__(
@@ -96,12 +120,18 @@ class DefendedModel(nn.Module):
         randomized: bool = False,
         backbone: Backbone | None = None,
         extra_params: int = 0,
+        trainable_params: int = 0,
+        train_seconds: float | None = None,
         provenance: Mapping[str, Any] | None = None,
         select: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        bpda: str = "nearest",
     ) -> None:
         super().__init__()
         if select is not None and transform is None:
             raise ConfigError("DefendedModel: select= describes a transform; pass transform= too")
+        if bpda not in BPDA_MAPPINGS:
+            raise ConfigError(f"DefendedModel: bpda={bpda!r} is not a backward mapping; valid: "
+                              f"{', '.join(BPDA_MAPPINGS)} (or pass select= for a transform that picks points)")
         self.classify = classify
         self.transform = transform
         self.select = select
@@ -112,7 +142,10 @@ class DefendedModel(nn.Module):
                 raise ConfigError("DefendedModel needs backbone= when classify is not a Backbone")
             backbone = classify
         self._backbone = [backbone]  # a list, so nn.Module does not register it twice
-        self.extra_params = extra_params
+        self.extra_params = int(extra_params)
+        self.trainable_params = int(trainable_params)
+        self.train_seconds = train_seconds
+        self.bpda = "select" if select is not None else bpda
         self.provenance = dict(provenance or {})
 
     @property
@@ -139,6 +172,8 @@ class Defense(ABC):
     Class variables:
         name: registry name.
         variants: named parameter sets; the first is the default.
+        param_specs: :class:`~robench3d.params.Param` declarations (ranges, choices, nullable) beyond what the
+            variant values imply; every ``--opt defense.*`` value is checked against them before any training.
         trains: whether :meth:`build` trains something (cached under ``ctx.cache_dir``).
         differentiable, randomized: properties of the preprocessing stage, if any.
         description, references: for listings and docs.
@@ -146,6 +181,7 @@ class Defense(ABC):
 
     name: ClassVar[str]
     variants: ClassVar[Mapping[str, Mapping[str, Any]]] = {"default": {}}
+    param_specs: ClassVar[Mapping[str, Param]] = {}
     trains: ClassVar[bool] = False
     differentiable: ClassVar[bool] = True
     randomized: ClassVar[bool] = False
@@ -158,14 +194,16 @@ class Defense(ABC):
             raise ConfigError(
                 f"defense {self.name!r} has no variant {variant!r}; valid variants: {', '.join(self.variants)}"
             )
-        params = dict(self.variants[variant])
-        for key, value in (overrides or {}).items():
-            if key not in params:
-                raise ConfigError(f"defense {self.name!r} has no parameter {key!r}; valid: {', '.join(sorted(params))}")
-            params[key] = type(params[key])(value) if params[key] is not None else value
+        defaults = dict(self.variants[variant])
+        params = resolve(defaults, overrides, owner=f"defense {self.name!r}", declared=self.param_specs)
         self.variant = variant
         self.params: dict[str, Any] = params
-        self.overridden = bool(overrides)
+        self.defaults: dict[str, Any] = defaults
+        self.overridden = any(params[k] != defaults[k] for k in params)
+
+    def changed_params(self) -> dict[str, Any]:
+        """The parameters whose values differ from the variant (recorded in the rows' ``overrides`` column)."""
+        return {k: v for k, v in self.params.items() if v != self.defaults.get(k)}
 
     @property
     def label(self) -> str:
@@ -179,9 +217,23 @@ class Defense(ABC):
 
 
 class PreprocessingDefense(Defense):
-    """A defense that only transforms the input of the unchanged backbone. Implement :meth:`transform`."""
+    """A defense that only transforms the input of the unchanged backbone. Implement :meth:`transform`.
+
+    Class variables (with their defaults):
+        differentiable (False): gradients through :meth:`transform` are meaningless, so the ``adaptive`` setting
+            attacks it with BPDA: the forward pass runs the real transform, the backward pass is an identity
+            mapping from output points to input points. Set it to True for a transform whose autograd gradients
+            are meaningful; the adaptive attack then differentiates through it exactly.
+        randomized (False): set it to True when :meth:`transform` draws random numbers; adaptive attacks then
+            average over ``--eot-samples`` draws (EOT) and never stop early on one lucky draw.
+        bpda ("nearest"): the backward mapping when the transform is not differentiable: implement
+            :meth:`select` for a transform that picks input points (the exact mapping, cheapest), set
+            ``bpda = "pointwise"`` when output point i comes from input point i (a quantiser, a per-point
+            denoiser), else each output point's gradient goes to its nearest input point.
+    """
 
     differentiable: ClassVar[bool] = False
+    bpda: ClassVar[str] = "nearest"
 
     @abstractmethod
     def transform(self, points: torch.Tensor) -> torch.Tensor:
@@ -198,4 +250,4 @@ class PreprocessingDefense(Defense):
     def build(self, ctx: DefenseContext) -> DefendedModel:
         selects = type(self).select is not PreprocessingDefense.select
         return DefendedModel(ctx.backbone, self.transform, differentiable=self.differentiable,
-                             randomized=self.randomized, select=self.select if selects else None)
+                             randomized=self.randomized, select=self.select if selects else None, bpda=self.bpda)
