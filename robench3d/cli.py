@@ -1,7 +1,10 @@
 """The ``robench3d`` command line. The only module that prints or exits.
 
-Errors a user can cause (:class:`~robench3d.errors.Robench3DError`) print one paragraph and exit with code 2,
-without a traceback. Progress goes to stderr; tables go to stdout.
+Exit codes: 0 success; 1 a broken plugin reported by ``list``/``plugins``, cells that failed in ``run`` (their rows
+say why; a re-run retries them) or problems found by ``data verify``; 2 usage and configuration errors (a bad
+option value, an unknown name, a missing or corrupt file: :class:`~robench3d.errors.Robench3DError`, printed as one
+paragraph without a traceback); 130 interrupted (finished cells are kept). Progress goes to stderr; tables go to
+stdout.
 """
 
 from __future__ import annotations
@@ -24,9 +27,23 @@ KINDS_HELP = "attacks, defenses, backbones, datasets (or a kind added by a plugi
 CPU_DEFAULT_N = 30
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+_PLUGIN_HELP = "-p no:NAME blocks a plugin, -p NAME loads one when autoloading is disabled (repeatable)"
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-p", dest="plugin_opts", action="append", default=[], metavar="no:NAME",
-                   help="block a plugin: -p no:NAME (repeatable)")
+    # The same option on the main parser goes to another dest, so `robench3d -p no:x run` and `robench3d run -p
+    # no:x` both work (a subparser's default would overwrite the main parser's value).
+    p.add_argument("-p", dest="plugin_opts", action="append", default=[], metavar="[no:]NAME", help=_PLUGIN_HELP)
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="cache directory (default: $ROBENCH3D_CACHE or ~/.cache/robench3d)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
@@ -36,7 +53,7 @@ def _add_data(p: argparse.ArgumentParser, default: str | None = "shapes") -> Non
     p.add_argument("--dataset", default=default, help="dataset NAME[:VARIANT] (default: the embedded 'shapes')")
     p.add_argument("--data-root", type=Path, default=None, help="where your copy of the dataset lives")
     p.add_argument("--format", dest="data_format", default=None, help="force an on-disk format")
-    p.add_argument("--num-points", type=int, default=None, help="points per cloud (default: the dataset's)")
+    p.add_argument("--num-points", type=_positive_int, default=None, help="points per cloud (default: the dataset's)")
     p.add_argument("--seed", type=int, default=0, help="seed (recorded in every row; default 0)")
     p.add_argument("--opt", action="append", default=[], metavar="SCOPE.KEY=VALUE",
                    help="component option, scopes: dataset, backbone, train, defense, attack, surrogate")
@@ -46,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="robench3d", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-p", dest="plugin_opts_main", action="append", default=[], metavar="[no:]NAME",
+                        help=_PLUGIN_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the evaluation matrix and print a results table")
@@ -63,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n", default="auto",
                      help=f"evaluate the first N test clouds; 'all'; auto (default): all on a GPU, "
                           f"{CPU_DEFAULT_N} on CPU")
-    run.add_argument("--batch-size", type=int, default=32)
-    run.add_argument("--eot-samples", type=int, default=10, help="EOT samples for random defenses (default 10)")
+    run.add_argument("--batch-size", type=_positive_int, default=32)
+    run.add_argument("--eot-samples", type=_positive_int, default=10,
+                     help="EOT samples for random defenses (default 10)")
     run.add_argument("--device", default="cpu")
     run.add_argument("--output", type=Path, default=Path("robench3d-results"), help="results folder")
     run.add_argument("--train-dataset", default=None, help="dataset to train on when --dataset is test-only")
@@ -96,26 +116,29 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list plugins with their versions and hooks")
     _add_common(plugins)
 
-    lb = sub.add_parser("leaderboard", help="update, show or validate the committed leaderboards")
-    lb.add_argument("action", choices=["update", "show", "validate"])
+    lb = sub.add_parser("leaderboard", help="update, show, validate or migrate the committed leaderboards")
+    lb.add_argument("action", choices=["update", "show", "validate", "migrate"])
     lb.add_argument("--results", type=Path, default=Path("robench3d-results"), help="a run's --output folder")
     lb.add_argument("--leaderboards", type=Path, default=Path("leaderboards"), help="leaderboards folder")
     lb.add_argument("--dataset", default=None)
     lb.add_argument("--preset", default=None)
     lb.add_argument("--setting", default=None)
+    lb.add_argument("--dry-run", action="store_true", help="migrate: report what would change, write nothing")
     _add_common(lb)
     return parser
 
 
-def _blocked(args: argparse.Namespace) -> list[str]:
-    out = []
-    for opt in getattr(args, "plugin_opts", []):
-        if not opt.startswith("no:"):
-            from robench3d.errors import ConfigError
+def plugin_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """``-p`` values given before or after the subcommand: (plugins to block, plugins to load)."""
+    from robench3d.errors import ConfigError
 
-            raise ConfigError(f"invalid -p {opt!r}; use -p no:NAME to block a plugin")
-        out.append(opt[3:])
-    return out
+    blocked, load = [], []
+    for opt in [*getattr(args, "plugin_opts_main", []), *getattr(args, "plugin_opts", [])]:
+        name = opt[3:] if opt.startswith("no:") else opt
+        if not name or name.startswith("-"):
+            raise ConfigError(f"invalid -p {opt!r}; use -p no:NAME to block a plugin or -p NAME to load one")
+        (blocked if opt.startswith("no:") else load).append(name)
+    return blocked, load
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -141,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from robench3d import cli_commands as commands
 
     try:
-        return int(getattr(commands, f"cmd_{args.command}")(args, _blocked(args)) or 0)
+        return int(getattr(commands, f"cmd_{args.command}")(args, plugin_options(args)) or 0)
     except Robench3DError as exc:
         print(f"robench3d {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -24,8 +24,12 @@ def _progress(args: argparse.Namespace) -> Any:
     return (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
 
 
-def _load(blocked: list[str], *, strict: bool) -> tuple[PluginManager, Registries]:
-    pm = build_plugin_manager(blocked=blocked)
+PluginOpts = tuple[list[str], list[str]]
+
+
+def _load(plugins: PluginOpts, *, strict: bool) -> tuple[PluginManager, Registries]:
+    blocked, load = plugins
+    pm = build_plugin_manager(blocked=blocked, load=load)
     if strict:
         pm.raise_if_broken()
     registries = build_registries(pm, strict=strict)
@@ -43,9 +47,9 @@ def _resolver(pm: PluginManager, cache_dir: Path) -> Any:
     return lambda spec: pm.hook.robench3d_resolve_weights(spec=spec, cache_dir=cache_dir)
 
 
-def cmd_list(args: argparse.Namespace, blocked: list[str]) -> int:
+def cmd_list(args: argparse.Namespace, plugins: PluginOpts) -> int:
     """``robench3d list [KIND] [PATTERN]``."""
-    pm, registries = _load(blocked, strict=False)
+    pm, registries = _load(plugins, strict=False)
     kinds = [args.kind] if args.kind else registries.kinds()
     for kind in kinds:
         reg = registries[kind]
@@ -73,9 +77,9 @@ def _describe(obj: Any) -> str:
     return desc + (f" [{'; '.join(extra)}]" if extra else "")
 
 
-def cmd_plugins(args: argparse.Namespace, blocked: list[str]) -> int:
+def cmd_plugins(args: argparse.Namespace, plugins: PluginOpts) -> int:
     """``robench3d plugins``: every plugin with distribution, version, hooks and status."""
-    pm, _ = _load(blocked, strict=False)
+    pm, _ = _load(plugins, strict=False)
     rows = describe_plugins(pm)
     print(tabulate([[r["plugin"], r["distribution"], r["version"], r["hooks"], r["status"]] for r in rows],
                    headers=["plugin", "distribution", "version", "hooks", "status"], tablefmt="simple"))
@@ -92,12 +96,12 @@ def _settings(text: str) -> tuple[Setting, ...]:
     return tuple(out)  # type: ignore[arg-type]
 
 
-def cmd_run(args: argparse.Namespace, blocked: list[str]) -> int:
+def cmd_run(args: argparse.Namespace, plugins: PluginOpts) -> int:
     """``robench3d run``: the evaluation matrix."""
     from robench3d.evaluation.matrix import run_matrix
     from robench3d.evaluation.results import aggregate
 
-    pm, registries = _load(blocked, strict=True)
+    pm, registries = _load(plugins, strict=True)
     cache_dir = env_cache_dir(args)
     preset, n_examples = _cpu_defaults(args)
     config = RunConfig(
@@ -114,7 +118,6 @@ def cmd_run(args: argparse.Namespace, blocked: list[str]) -> int:
         registries.backbones.get(parse_ref(ref, tags=True).name)
     _seed_everything(config.seed)
     result = run_matrix(config, registries, resolve_weights=_resolver(pm, cache_dir), progress=_progress(args))
-    pm.hook.robench3d_run_finished(results=result.rows, config=config)
     _print_results(result.rows)
     assert result.store is not None
     summary = aggregate(result.store, result.rows)
@@ -125,6 +128,14 @@ def cmd_run(args: argparse.Namespace, blocked: list[str]) -> int:
                        headers="keys", tablefmt="github", showindex=False))
         summary.to_csv(config.output_dir / "summary.csv", index=False)
     print(f"\nresults: {config.output_dir / 'results.csv'} (per-sample outcomes in {config.output_dir / 'samples'}/)")
+    failed = result.failed
+    if failed:
+        print(f"\n{len(failed)} cell(s) failed (their rows have status 'error'; re-run the same command to retry "
+              "them once fixed):", file=sys.stderr)
+        for r in failed:
+            print(f"  {r['backbone']} / {r['defense']} / {r['attack']} [{r['setting']}]: {r['reason']}",
+                  file=sys.stderr)
+        return 1
     return 0
 
 
@@ -179,22 +190,22 @@ def _print_results(rows: list[dict[str, Any]]) -> None:
         table.append([r["backbone"], r["defense"], r["attack"] + (" (control)" if r.get("is_control") else ""),
                       r["setting"], r["preset"], _pct(r.get("clean_acc")), _pct(r.get("robust_acc")) if ok else "",
                       ci, _pct(r.get("attack_success_rate")) if ok else "",
-                      "ok" if ok else f"skipped: {r.get('reason', '')}"])
+                      "ok" if ok else f"{r.get('status')}: {r.get('reason', '')}"])
     print(tabulate(table, headers=["backbone", "defense", "attack", "setting", "preset", "clean %", "robust %",
                                    "95% CI", "ASR %", "status"], tablefmt="github"))
 
 
-def cmd_train(args: argparse.Namespace, blocked: list[str]) -> int:
+def cmd_train(args: argparse.Namespace, plugins: PluginOpts) -> int:
     """``robench3d train``: train (or load from cache) a backbone and report its accuracy."""
     from robench3d.evaluation.components import build_backbone, prepare_dataset
     from robench3d.training.backbone import accuracy
 
-    pm, registries = _load(blocked, strict=True)
+    pm, registries = _load(plugins, strict=True)
     cache_dir = env_cache_dir(args)
     opts = parse_opts(args.opt)
     config = RunConfig(cache_dir=cache_dir, dataset=args.dataset, data_root=args.data_root,
                        num_points=args.num_points, backbones=(args.backbone,), seed=args.seed, device=args.device,
-                       retrain=args.retrain, opts=opts)
+                       retrain=args.retrain, opts=opts).validate()
     data = prepare_dataset(registries, args.dataset, cache_dir=cache_dir, root=args.data_root,
                            fmt=args.data_format, num_points=args.num_points, seed=args.seed, extra=opts["dataset"])
     trained = build_backbone(registries, args.backbone, config=config, train_data=data, num_classes=data.num_classes,
@@ -209,13 +220,13 @@ def cmd_train(args: argparse.Namespace, blocked: list[str]) -> int:
     return 0
 
 
-def cmd_data(args: argparse.Namespace, blocked: list[str]) -> int:
+def cmd_data(args: argparse.Namespace, plugins: PluginOpts) -> int:
     """``robench3d data prepare|info|verify``."""
     from robench3d.datasets import tools
     from robench3d.datasets.base import DatasetOptions
     from robench3d.evaluation.components import prepare_dataset
 
-    _pm, registries = _load(blocked, strict=True)
+    _pm, registries = _load(plugins, strict=True)
     cache_dir = env_cache_dir(args)
     opts = parse_opts(args.opt)
     if args.action == "verify":
@@ -240,6 +251,8 @@ def cmd_data(args: argparse.Namespace, blocked: list[str]) -> int:
           + (f"  (models trained on {data.trained_on})" if data.trained_on else ""))
     print(tabulate(info["rows"], headers=info["headers"], tablefmt="simple"))
     print("points per cloud: " + ", ".join(f"{s} {v['points_per_cloud']}" for s, v in info["splits"].items()))
+    for note in info.get("notes", []):
+        print(f"note: {note}")
     confusion = args.confusion if args.confusion is not None else data.name == "shapes"
     if args.action == "info" and confusion and data.has("train") and data.has("test"):
         _print_confusion(args, registries, data, cache_dir)
@@ -266,18 +279,25 @@ def _print_confusion(args: argparse.Namespace, registries: Registries, data: Any
           else "(no confusions)")
 
 
-def cmd_leaderboard(args: argparse.Namespace, blocked: list[str]) -> int:
-    """``robench3d leaderboard update|show|validate``."""
+def cmd_leaderboard(args: argparse.Namespace, plugins: PluginOpts) -> int:
+    """``robench3d leaderboard update|show|validate|migrate``."""
     from robench3d.leaderboard import board
 
     if args.action == "update":
-        written = board.update(args.results, args.leaderboards)
+        written, failed = board.update(args.results, args.leaderboards)
         for path, n in written:
             print(f"{path}: {n} rows")
+        if failed:
+            print(f"{failed} failed cell(s) (status 'error') were not published; re-run them first",
+                  file=sys.stderr)
         return 0
     if args.action == "validate":
         for path in board.validate_all(args.leaderboards):
             print(f"ok {path}")
+        return 0
+    if args.action == "migrate":
+        for path, notes in board.migrate_all(args.leaderboards, dry_run=args.dry_run):
+            print(f"{path}: " + ("; ".join(notes) if notes else "already current"))
         return 0
     frames = board.load(args.leaderboards, dataset=args.dataset, preset=args.preset, setting=args.setting)
     if not frames:

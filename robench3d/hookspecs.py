@@ -110,10 +110,15 @@ def robench3d_resolve_weights(spec: Any, cache_dir: Path) -> Path | None:  # typ
 
 @hookspec
 def robench3d_run_finished(results: Any, config: Any) -> None:
-    """Called after ``robench3d run`` wrote its results (for loggers and exporters).
+    """Called when a run of the evaluation matrix has written all its rows (for loggers and exporters).
 
-    :param results: the :class:`pandas.DataFrame` of result rows of this run.
+    Fired by :func:`~robench3d.evaluation.matrix.run_matrix` itself, so it runs for ``robench3d run`` and for
+    Python callers that pass registries built by :func:`~robench3d.plugins.build_registries`.
+
+    :param results: a :class:`pandas.DataFrame` of this run's result rows in the schema of
+        :mod:`robench3d.schema` (one row per cell, skipped and failed cells included; ``status`` says which).
     :param config: the :class:`~robench3d.config.RunConfig` of the run.
 
-    Every implementation is called; return values are ignored. .. versionadded:: 0.1
+    Every implementation is called, each on its own: one that raises is logged as a warning and never loses the
+    results, which are already on disk. Return values are ignored. .. versionadded:: 0.1
     """

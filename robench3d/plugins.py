@@ -7,7 +7,9 @@ distribution: ``robench3d list`` and ``robench3d plugins`` report it, and ``robe
 it is fixed or blocked with ``-p no:NAME``.
 
 Environment:
-    ``ROBENCH3D_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry-point plugins (built-ins only).
+    ``ROBENCH3D_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry-point plugins (built-ins only). The first-party
+    distributions under ``plugins/`` (``baselines``, ``example``) are entry-point plugins like any third party's,
+    so they are dropped too; load one by name with ``-p NAME`` (e.g. ``-p baselines``).
     ``ROBENCH3D_TRACE_PLUGINS=1``: log every hook call (logger ``robench3d.plugins.trace``).
 """
 
@@ -123,6 +125,7 @@ def build_plugin_manager(
     blocked: Iterable[str] = (),
     extra: Iterable[object] = (),
     trace: bool | None = None,
+    load: Iterable[str] = (),
 ) -> PluginManager:
     """Build a fresh plugin manager: hookspecs, built-ins, entry-point plugins, plugin-defined kinds.
 
@@ -131,6 +134,8 @@ def build_plugin_manager(
         blocked: plugin names not to load (``-p no:NAME``); built-ins can be blocked too.
         extra: plugin objects (modules, instances) to register directly, e.g. in tests.
         trace: log hook calls; default: if ``ROBENCH3D_TRACE_PLUGINS`` is set.
+        load: entry-point plugins to load by name even when autoloading is off (``-p NAME``), e.g. the
+            first-party ``baselines`` with ``ROBENCH3D_DISABLE_PLUGIN_AUTOLOAD=1``.
 
     Returns:
         The manager. Problems never raise here: they are recorded in ``pm.broken``.
@@ -147,6 +152,14 @@ def build_plugin_manager(
         autoload = not _truthy(os.environ.get(ENV_DISABLE_AUTOLOAD))
     if autoload:
         _load_entry_points(pm)
+    else:
+        wanted = list(load)
+        if wanted:
+            _load_entry_points(pm, only=set(wanted))
+            for name in wanted:
+                if not pm.has_plugin(name) and not any(b.name == name for b in pm.broken):
+                    pm.broken.append(BrokenPlugin(name, "", f"-p {name}: no installed distribution has an entry "
+                                                            f"point {name!r} in the {ENTRY_POINT_GROUP!r} group"))
     _add_plugin_kinds(pm)
     _check_unknown_hooks(pm)
     if trace is None:
@@ -165,11 +178,11 @@ def _register(pm: PluginManager, plugin: object, name: str) -> None:
         pm.broken.append(BrokenPlugin(name, pm.distribution_of(name), f"invalid hook implementation: {exc}"))
 
 
-def _load_entry_points(pm: PluginManager) -> None:
+def _load_entry_points(pm: PluginManager, only: set[str] | None = None) -> None:
     seen: set[str] = set()
     for dist in importlib.metadata.distributions():
         for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP or ep.name in seen:
+            if ep.group != ENTRY_POINT_GROUP or ep.name in seen or (only is not None and ep.name not in only):
                 continue
             seen.add(ep.name)  # a distribution visible twice on sys.path is loaded once
             if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
@@ -227,6 +240,7 @@ def build_registries(pm: PluginManager, *, strict: bool = True) -> Registries:
             components (``list``, ``plugins``), so a broken plugin never hides the healthy ones.
     """
     registries = Registries(pm.kinds)
+    registries.hook = pm.hook  # so run_matrix can fire robench3d_run_finished for Python callers too
     for kind in pm.kinds:
         caller = getattr(pm.hook, kind.hook, None)
         if caller is None:

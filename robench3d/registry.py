@@ -151,6 +151,8 @@ class Registries:
 
     def __init__(self, kinds: Iterable[ComponentKind] = BUILTIN_KINDS) -> None:
         self._by_kind: dict[str, Registry[Any]] = {k.name: Registry(k) for k in kinds}
+        #: the plugin manager's hook relay when built by ``build_registries`` (``None`` for hand-built registries)
+        self.hook: Any = None
 
     def __getitem__(self, kind: str) -> Registry[Any]:
         try:

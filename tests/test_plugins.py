@@ -141,13 +141,32 @@ def test_trace_env_var_logs_hook_calls(monkeypatch: pytest.MonkeyPatch, caplog: 
     assert any("robench3d_register_attacks" in r.getMessage() for r in caplog.records)
 
 
-def test_rogue_attack_exceeding_budget_is_caught(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_over_budget_attack_fails_only_its_own_cells(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A plugin attack that exceeds its budget: its cells become error rows naming the attack, its plugin and
+    distribution; the other attack's cells are computed; the run exits 1 listing the failures; a re-run retries
+    only the failed cells (the finished ones are reused)."""
+    from robench3d.evaluation.results import read_table
+
     make_dist(tmp_path, monkeypatch, "rogue-dist", "rogue_mod", ROGUE_ATTACK)
-    code = main(["run", *TINY_RUN, "--attacks", "rogue", "--output", str(tmp_path / "out")])
-    assert code == 2
+    out = tmp_path / "out"
+    code = main(["run", *TINY_RUN, "--attacks", "fgsm,rogue", "--output", str(out)])
     err = capsys.readouterr().err
-    assert "rogue exceeded its linf budget" in err
+    assert code == 1
+    assert "2 cell(s) failed" in err and "Traceback" not in err
+    rows = read_table(out / "results.csv")
+    rogue, fgsm = rows[rows["attack"] == "rogue"], rows[rows["attack"] == "fgsm"]
+    assert len(rogue) == 2 and set(rogue["status"]) == {"error"} and rogue["robust_acc"].isna().all()
+    reason = rogue["reason"].iloc[0]
+    assert "attack 'rogue'" in reason and "rogue_mod" in reason and "rogue-dist==0.1" in reason
+    assert "exceeded its budget" in reason and "linf" in reason
+    assert (out / reason.split("[traceback: ")[1].rstrip("]")).read_text().startswith("Traceback")
+    assert len(fgsm) == 2 and set(fgsm["status"]) == {"ok"} and fgsm["robust_acc"].notna().all()
+    assert main(["run", *TINY_RUN, "--attacks", "fgsm,rogue", "--output", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "fgsm [oblivious] on none: reusing finished cell" not in err  # -q: nothing printed but the failures
+    again = read_table(out / "results.csv")
+    assert len(again) == 4 and set(again[again["attack"] == "rogue"]["status"]) == {"error"}
 
 
 THIRD_PARTY_COMPONENTS = '''

@@ -32,14 +32,14 @@ def test_bpda_through_is_the_identity_backward_to_the_kept_points() -> None:
     assert torch.equal(x.grad[:, ::2], torch.full((2, 4, 3), 2.0)) and not x.grad[:, 1::2].any()
 
 
-@pytest.mark.parametrize("max_batch", [1, 4, 256])
-def test_eot_stacking_gives_the_mean_of_the_passes(max_batch: int) -> None:
+@pytest.mark.parametrize(("max_batch", "stack"), [(1, True), (4, True), (256, True), (256, None)])
+def test_eot_stacking_gives_the_mean_of_the_passes(max_batch: int, stack: bool | None) -> None:
     """A deterministic transform flagged random: every EOT draw is the same, so the mean equals one pass."""
     net = _backbone()
     defended = DefendedModel(net, _drop_half, differentiable=False, randomized=True, select=_drop_half_idx)
     victim = adaptive_victim(defended, eot_samples=5)
     assert isinstance(victim, BPDAVictim) and victim.eot_samples == 5
-    victim.max_batch = max_batch
+    victim.max_batch, victim.stack = max_batch, stack
     x = torch.randn(3, 32, 3, requires_grad=True)
     out = victim(x)
     out.sum().backward()

@@ -1,10 +1,18 @@
-"""One cell of the matrix: (defended model, attack, threat setting) -> a result row and per-example outcomes."""
+"""One cell of the matrix: (defended model, attack, threat setting) -> a result row and per-example outcomes.
+
+Metrics follow the RobustBench/AutoAttack convention (``leaderboards/README.md``): a sample is *robust* only if the
+defended model classifies it correctly on the clean input AND after the attack, so ``robust_acc <= clean_acc`` by
+construction; the attack success rate is taken over the clean-correct samples (untargeted: the fraction broken;
+targeted: the fraction classified as the target). A cell whose attack or defense raises is written as an ``error``
+row naming the component and its plugin, with the traceback in ``errors/<cell>.log``; the other cells still run.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+import traceback
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,13 +28,14 @@ from robench3d.cache import atomic_path, stable_hash
 from robench3d.config import RunConfig
 from robench3d.datasets.base import PreparedDataset
 from robench3d.defenses.base import DefendedModel, Defense
+from robench3d.errors import BudgetViolationError
 from robench3d.evaluation.metrics import chamfer, hausdorff, wilson_interval
 from robench3d.evaluation.results import SCHEMA_VERSION, ResultsStore, data_fields_json
-from robench3d.evaluation.victims import ScoreOracle, adaptive_victim
+from robench3d.evaluation.victims import ScoreOracle, adaptive_victim, victim_label
 from robench3d.norms import Setting, Split
 from robench3d.training.backbone import TrainedBackbone
 
-__all__ = ["CellBase", "latency_ms", "run_cell", "sanity_accuracy"]
+__all__ = ["CellBase", "CellPlan", "error_row", "key_row", "latency_ms", "run_cell", "sanity_accuracy"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,23 +59,99 @@ def _batch_seed(seed: int, name: str, index: int) -> int:
 
 
 @dataclass
-class CellBase:
-    """Everything the cells of one (backbone, defense) pair share."""
+class CellPlan:
+    """What identifies the cells of one (backbone, defense) pair before anything is built (error rows use it)."""
 
     config: RunConfig
     data: PreparedDataset
     test_n: int
-    trained: TrainedBackbone
+    backbone: str
     defense: Defense
+    surrogate: str
+    version: str
+    owner: Callable[[str, str], str]  # (kind, name) -> "plugin (distribution==version)"
+    randomized: bool = False
+
+    def plugins(self, attack: Attack, setting: Setting) -> str:
+        """The plugins whose components this cell uses (dataset, backbone, defense, attack; surrogate if any)."""
+        parts = {self.owner("datasets", self.data.name), self.owner("backbones", _arch(self.backbone)),
+                 self.owner("defenses", self.defense.name), self.owner("attacks", attack.name)}
+        if setting is Setting.TRANSFER and self.surrogate:
+            parts.add(self.owner("backbones", _arch(self.surrogate)))
+        return "; ".join(sorted(p for p in parts if p))
+
+
+def _arch(backbone_label: str) -> str:
+    return backbone_label.split(":", 1)[0].split(".", 1)[0]
+
+
+def _overrides_json(attack: Attack, defense: Defense) -> str:
+    changed = {f"attack.{k}": v for k, v in attack.changed_params().items()}
+    changed |= {f"defense.{k}": v for k, v in defense.changed_params().items()}
+    return json.dumps(changed, sort_keys=True, default=str) if changed else ""
+
+
+def key_row(plan: CellPlan, attack: Attack, setting: Setting) -> dict[str, Any]:
+    """The fields of a cell's row that need no trained model: its key and its description."""
+    cfg = plan.config
+    budget = attack.budget(plan.data.split(Split.TEST).num_points)
+    return {
+        "schema_version": SCHEMA_VERSION, "source": "measured", "dataset": plan.data.name,
+        "dataset_version": plan.data.version, "backbone": plan.backbone, "defense": plan.defense.label,
+        "attack": attack.name, "preset": attack.preset, "setting": setting.value,
+        "surrogate": plan.surrogate if setting is Setting.TRANSFER else "", "targeted": attack.targeted,
+        "seed": cfg.seed, "n_examples": plan.test_n, "eot_samples": cfg.eot_samples if plan.randomized else 1,
+        "test_subset": "first", "overrides": _overrides_json(attack, plan.defense), "sweep": "",
+        "target_policy": attack.target_policy, "suite": cfg.attacks, "norm": budget.norm.value, "eps": budget.eps,
+        "metric_convention": "robustbench", "is_control": attack.is_control, "unreliable": False,
+        "data_fields": data_fields_json(plan.data.row_fields), "device": cfg.device,
+        "plugins": plan.plugins(attack, setting), "robench3d_version": plan.version,
+    }
+
+
+def error_row(plan: CellPlan, attack: Attack, setting: Setting, message: str) -> dict[str, Any]:
+    """The row of a cell that failed: its key, status ``error`` and the message, no numbers."""
+    return {**key_row(plan, attack, setting), "status": "error", "reason": message, "config_hash": "error"}
+
+
+def describe_failure(exc: BaseException, who: str, doing: str = "") -> str:
+    """One line for a failed cell: the component (with its plugin and distribution) and what went wrong."""
+    text = " ".join(str(exc).split()) or "(no message)"
+    if isinstance(exc, BudgetViolationError):
+        return f"{who} exceeded its budget: {text}"
+    return f"{who} raised {type(exc).__name__}" + (f" while {doing}" if doing else "") + f": {text}"
+
+
+@dataclass
+class CellBase:
+    """Everything the cells of one (backbone, defense) pair share."""
+
+    plan: CellPlan
+    trained: TrainedBackbone
     defended: DefendedModel
     surrogate: TrainedBackbone | str | None
     store: ResultsStore
-    version: str
-    plugins: str
     progress: Callable[[str], None]
+    surrogate_error: str = ""
     clean_pred: np.ndarray | None = None
     latency: float = float("nan")
     latency_ratio: float = float("nan")
+
+    @property
+    def config(self) -> RunConfig:
+        return self.plan.config
+
+    @property
+    def data(self) -> PreparedDataset:
+        return self.plan.data
+
+    @property
+    def defense(self) -> Defense:
+        return self.plan.defense
+
+    @property
+    def test_n(self) -> int:
+        return self.plan.test_n
 
     def test_arrays(self) -> tuple[torch.Tensor, np.ndarray, np.ndarray, list[str]]:
         test = self.data.split(Split.TEST)
@@ -98,28 +183,33 @@ class CellBase:
                             "provenance": self.defended.provenance, "eot": self.config.eot_samples})
 
 
-def _victim(base: CellBase, setting: Setting) -> tuple[nn.Module, str]:
-    """The victim of a setting and a fingerprint that identifies it (the adversarial-cloud cache key)."""
+def _victim(base: CellBase, setting: Setting) -> tuple[nn.Module, str, str]:
+    """The victim of a setting, a fingerprint that identifies it (the adversarial-cloud cache key) and its label."""
     bare = f"base|{base.trained.name}|{base.trained.provenance}"
     if setting is Setting.OBLIVIOUS:
-        return base.trained.model, bare
+        return base.trained.model, bare, "undefended"
     if setting is Setting.TRANSFER:
         assert isinstance(base.surrogate, TrainedBackbone)
-        return base.surrogate.model, f"surrogate|{base.surrogate.name}|{base.surrogate.provenance}"
+        return (base.surrogate.model, f"surrogate|{base.surrogate.name}|{base.surrogate.provenance}",
+                f"surrogate:{base.surrogate.name}")
     if setting is Setting.QUERY:
-        return ScoreOracle(base.defended), f"query|{bare}|{base.defense_fingerprint()}"
+        return ScoreOracle(base.defended), f"query|{bare}|{base.defense_fingerprint()}", "query"
     d = base.defended
     if d.transform is None and d.classify is base.trained.model:
-        return d, bare  # the undefended model: adaptive == oblivious, reuse its clouds
-    return adaptive_victim(d, base.config.eot_samples), f"adaptive|{bare}|{base.defense_fingerprint()}"
+        return d, bare, "plain"  # the undefended model: its adaptive clouds are shared by every undefended cell
+    victim = adaptive_victim(d, base.config.eot_samples)
+    return victim, f"adaptive|{bare}|{base.defense_fingerprint()}", victim_label(victim)
 
 
-def _generate(base: CellBase, attack: Attack, victim: nn.Module, fingerprint: str
+def _generate(base: CellBase, attack: Attack, victim: nn.Module, fingerprint: str, setting: Setting
               ) -> tuple[torch.Tensor, dict[str, np.ndarray], float]:
     cfg = base.config
+    # Clouds replayed on other models (oblivious, transfer) run to completion: per-sample early stopping is exact
+    # only where the generating model is the evaluated one (protocol.md section 2).
+    early = setting in (Setting.ADAPTIVE, Setting.QUERY)
     key = stable_hash({"dataset": base.data.name, "version": base.data.version, "n": base.test_n,
                        "attack": attack.name, "preset": attack.preset, "params": attack.params, "seed": cfg.seed,
-                       "batch": cfg.batch_size, "victim": fingerprint})
+                       "batch": cfg.batch_size, "victim": fingerprint, "early_stop": early})
     path = cfg.cache_dir / "adversarial" / f"{attack.name}-{key}.npz"
     if path.exists() and not cfg.force:
         with np.load(path, allow_pickle=False) as z:
@@ -133,7 +223,8 @@ def _generate(base: CellBase, attack: Attack, victim: nn.Module, fingerprint: st
     for b, s in enumerate(range(0, len(points), cfg.batch_size)):
         sl = slice(s, s + cfg.batch_size)
         res = attack(victim, points[sl].to(cfg.device), torch.from_numpy(labels[sl]).to(cfg.device),
-                     torch.from_numpy(targets[sl]).to(cfg.device), seed=_batch_seed(cfg.seed, attack.name, b))
+                     torch.from_numpy(targets[sl]).to(cfg.device), seed=_batch_seed(cfg.seed, attack.name, b),
+                     early_stop=early)
         advs.append(res.adv_points.cpu())
         for k, v in res.info.items():
             infos.setdefault(k, []).append(v.detach().cpu().numpy())
@@ -147,45 +238,64 @@ def _generate(base: CellBase, attack: Attack, victim: nn.Module, fingerprint: st
     return adv, info, seconds
 
 
+def _train_seconds(base: CellBase) -> tuple[float | None, float]:
+    """(building the evaluated model from scratch, the defense's own part) in seconds, as measured when trained."""
+    own = float(base.defended.train_seconds or 0.0)
+    backbone = base.trained.info.get("train_seconds")
+    return (None if backbone is None else float(backbone) + own), own
+
+
 def _row(base: CellBase, attack: Attack, setting: Setting) -> dict[str, Any]:
     cfg = base.config
-    n_points = base.data.split(Split.TEST).num_points
-    budget = attack.budget(n_points)
-    surrogate = base.surrogate.name if setting is Setting.TRANSFER and isinstance(base.surrogate, TrainedBackbone) \
-        else (cfg.surrogate or "" if setting is Setting.TRANSFER else "")
-    row: dict[str, Any] = {
-        "source": "measured", "dataset": base.data.name, "dataset_version": base.data.version,
-        "backbone": base.trained.name, "defense": base.defense.label, "attack": attack.name,
-        "preset": attack.preset, "setting": setting.value, "surrogate": surrogate, "targeted": attack.targeted,
-        "seed": cfg.seed, "target_policy": attack.target_policy, "suite": cfg.attacks,
-        "norm": budget.norm.value, "eps": budget.eps, "n_examples": base.test_n,
+    row = key_row(base.plan, attack, setting)
+    surrogate = row["surrogate"]
+    total, own = _train_seconds(base)
+    row.update({
         "clean_acc": float(np.mean(base.clean_pred == base.test_arrays()[1])) if base.clean_pred is not None else None,
-        "is_control": attack.is_control, "eot_samples": cfg.eot_samples if base.defended.randomized else 1,
         "selection_split": str(base.trained.info.get("selection_split", "val")),
         "weights_provenance": base.trained.provenance,
         "defense_provenance": json.dumps(base.defended.provenance, sort_keys=True, default=str),
         "surrogate_provenance": base.surrogate.provenance if surrogate and isinstance(base.surrogate,
                                                                                         TrainedBackbone) else "",
-        "plugins": base.plugins, "robench3d_version": base.version,
-        "latency_ms": base.latency, "latency_ratio": base.latency_ratio, "unreliable": False,
-        "schema_version": SCHEMA_VERSION, "data_fields": data_fields_json(base.data.row_fields),
-    }
-    row["config_hash"] = stable_hash({k: row[k] for k in sorted(row) if k not in ("latency_ms", "latency_ratio")}
+        "latency_ms": base.latency, "latency_ratio": base.latency_ratio, "train_seconds": total,
+        "defense_train_seconds": own, "extra_params": base.defended.extra_params,
+        "trainable_params": base.defended.trainable_params,
+        "teachers": str(base.defended.provenance.get("teachers", "")),
+    })
+    volatile = ("latency_ms", "latency_ratio", "train_seconds", "defense_train_seconds", "plugins", "device")
+    row["config_hash"] = stable_hash({k: row[k] for k in sorted(row) if k not in volatile}
                                      | {"params": attack.params, "batch": cfg.batch_size,
                                         "defense_params": base.defense.params})
     return row
 
 
+def _fail(base: CellBase, row: dict[str, Any], message: str, exc: BaseException) -> dict[str, Any]:
+    """Write the error row of a cell (traceback in ``errors/<cell>.log``) and return it."""
+    log = base.store.error_log(row)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    out = {k: v for k, v in row.items() if k != "clean_acc"}
+    rel = log.relative_to(base.store.root)
+    out.update(status="error", reason=f"{message} [traceback: {rel}]", config_hash="error")
+    base.store.put(out)
+    return out
+
+
 def run_cell(base: CellBase, attack: Attack, setting: Setting) -> dict[str, Any]:
-    """Compute (or reuse) one cell and store it; unsupported cells become ``skipped`` rows."""
+    """Compute (or reuse) one cell and store it; unsupported cells become ``skipped`` rows, failures ``error`` rows."""
     row = _row(base, attack, setting)
     reason = ""
     if setting not in attack.supported_settings:
         reason = f"{attack.name} does not support the {setting.value} setting"
     elif setting is Setting.TRANSFER and not isinstance(base.surrogate, TrainedBackbone):
         reason = base.surrogate if isinstance(base.surrogate, str) else "no surrogate"
+    if setting is Setting.TRANSFER and base.surrogate_error and setting in attack.supported_settings:
+        failed = {k: v for k, v in row.items() if k != "clean_acc"}
+        failed.update(status="error", reason=base.surrogate_error, config_hash="error")
+        base.store.put(failed)
+        return failed
     if reason:
-        row.update(status="skipped", reason=reason)
+        row.update(status="skipped", reason=reason, clean_acc=None)
         base.store.put(row)
         return row
     if not base.config.force:
@@ -194,33 +304,51 @@ def run_cell(base: CellBase, attack: Attack, setting: Setting) -> dict[str, Any]
             base.progress(f"{attack.name} [{setting.value}] on {base.defense.label}: reusing finished cell")
             return hit
     base.progress(f"{attack.name} [{setting.value}] on {base.defense.label} ({base.trained.name})")
-    victim, fingerprint = _victim(base, setting)
-    adv, info, seconds = _generate(base, attack, victim, fingerprint)
+    plan = base.plan
+    attack_who = f"attack {attack.name!r} (plugin {plan.owner('attacks', attack.name)})"
+    defense_who = f"defense {base.defense.label!r} (plugin {plan.owner('defenses', base.defense.name)})"
+    try:
+        victim, fingerprint, row["victim"] = _victim(base, setting)
+        adv, info, seconds = _generate(base, attack, victim, fingerprint, setting)
+    except Exception as exc:  # component code may fail in any way: it fails this cell only
+        doing = f"attacking the {row.get('victim') or ''} victim of {defense_who}".replace("the  ", "the ")
+        return _fail(base, row, describe_failure(exc, attack_who, doing), exc)
     points, labels, targets, ids = base.test_arrays()
     cell_seed = base.config.seed + zlib.crc32(f"{attack.name}|{setting.value}|{base.defense.label}".encode())
-    adv_pred = base.predict(adv, cell_seed)
-    correct = adv_pred == labels
-    success = adv_pred == targets if attack.targeted else ~correct
-    lo, hi = wilson_interval(int(correct.sum()), len(correct))
+    try:
+        adv_pred = base.predict(adv, cell_seed)
+    except Exception as exc:  # the defense failed on the adversarial clouds
+        return _fail(base, row, describe_failure(exc, defense_who, f"classifying the clouds of {attack_who}"), exc)
+    assert base.clean_pred is not None
+    clean_correct = base.clean_pred == labels
+    adv_correct = adv_pred == labels
+    robust = clean_correct & adv_correct
+    hit = adv_pred == targets if attack.targeted else ~adv_correct
+    success = clean_correct & hit
+    n_cc = int(clean_correct.sum())
+    lo, hi = wilson_interval(int(robust.sum()), len(robust))
     n_in, n_out = points.shape[1], adv.shape[1]
     row.update(
-        status="ok", reason="", robust_acc=float(correct.mean()), robust_acc_ci_low=lo, robust_acc_ci_high=hi,
-        attack_success_rate=float(success.mean()), chamfer=float(chamfer(points, adv).mean()),
-        hausdorff=float(hausdorff(points, adv).mean()), points_added=float(max(n_out - n_in, 0)),
-        points_dropped=float(max(n_in - n_out, 0)), attack_seconds=seconds,
+        status="ok", reason="", robust_acc=float(robust.mean()), robust_acc_ci_low=lo, robust_acc_ci_high=hi,
+        attack_success_rate=float(success.sum() / n_cc) if n_cc else None, n_clean_correct=n_cc,
+        chamfer=float(chamfer(points, adv).mean()), hausdorff=float(hausdorff(points, adv).mean()),
+        points_added=float(max(n_out - n_in, 0)), points_dropped=float(max(n_in - n_out, 0)),
+        attack_seconds=seconds,
     )
     samples = pd.DataFrame({"example_id": ids, "label": labels, "target": targets, "clean_pred": base.clean_pred,
-                            "adv_pred": adv_pred, "correct": correct, "success": success})
+                            "adv_pred": adv_pred, "clean_correct": clean_correct, "adv_correct": adv_correct,
+                            "correct": robust, "success": success})
     for k, v in info.items():
-        if v.shape == (len(ids),):
+        if v.shape == (len(ids),) and k not in samples:
             samples[k] = v
     base.store.put(row, samples)
     return row
 
 
 def sanity_accuracy(base: CellBase, attack: Attack) -> float:
-    """Accuracy of the defended model under ``attack`` (a huge-budget PGD) in the adaptive setting."""
-    victim, fingerprint = _victim(base, Setting.ADAPTIVE)
-    adv, _, _ = _generate(base, attack, victim, fingerprint)
+    """Robust accuracy of the defended model under ``attack`` (a huge-budget PGD) in the adaptive setting."""
+    victim, fingerprint, _ = _victim(base, Setting.ADAPTIVE)
+    adv, _, _ = _generate(base, attack, victim, fingerprint, Setting.ADAPTIVE)
     labels = base.test_arrays()[1]
-    return float((base.predict(adv, base.config.seed) == labels).mean())
+    assert base.clean_pred is not None
+    return float(((base.predict(adv, base.config.seed) == labels) & (base.clean_pred == labels)).mean())

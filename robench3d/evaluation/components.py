@@ -9,14 +9,15 @@ from typing import Any
 
 from robench3d.attacks.base import Attack
 from robench3d.backbones.base import BackboneSpec
-from robench3d.config import RunConfig, parse_ref
+from robench3d.config import ComponentRef, RunConfig, parse_ref
 from robench3d.datasets.base import DatasetOptions, PreparedDataset
 from robench3d.errors import ConfigError, UnknownComponentError
 from robench3d.norms import Split
 from robench3d.registry import Registries, split_patterns
 from robench3d.training.backbone import TrainedBackbone, load_weights_file, train_backbone
 
-__all__ = ["WeightsResolver", "build_backbone", "prepare_dataset", "select_attacks", "training_data"]
+__all__ = ["WeightsResolver", "backbone_label", "build_backbone", "check_backbone", "prepare_dataset",
+           "select_attacks", "training_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,43 @@ def _head(overrides: dict[str, Any], class_names: Sequence[str] | None) -> tuple
     return head, emb, source
 
 
+def backbone_label(registries: Registries, ref: str) -> str:
+    """The name rows give a backbone reference: ``arch:config`` (trained here) or ``arch.tag[:config]`` (a file)."""
+    r = parse_ref(ref, tags=True)
+    spec: BackboneSpec = registries.backbones.get(r.name)
+    return str(r) if r.tag is not None else f"{r.name}:{r.variant or spec.default_config}"
+
+
+def check_backbone(registries: Registries, ref: str, train_data: PreparedDataset | None, *,
+                   resolver: WeightsResolver | None, cache_dir: Path) -> None:
+    """Raise :class:`ConfigError` now, before any training, if ``ref`` can be neither loaded nor trained."""
+    r = parse_ref(ref, tags=True)
+    spec: BackboneSpec = registries.backbones.get(r.name)
+    if r.variant is not None and r.variant not in spec.configs:
+        raise ConfigError(f"backbone {r.name!r} has no configuration {r.variant!r}; valid: {', '.join(spec.configs)}")
+    if r.tag is not None:
+        _weights_path(spec, r, resolver, cache_dir)
+    elif train_data is None:
+        raise ConfigError(
+            f"backbone {r.name!r} must be trained but the dataset has no train split; pass pretrained weights "
+            f"({r.name}.TAG) or --train-dataset/--train-data-root")
+
+
+def _weights_path(spec: BackboneSpec, r: ComponentRef, resolver: WeightsResolver | None, cache_dir: Path) -> Path:
+    """The local file of a weights tag, through the ``robench3d_resolve_weights`` hook (never a download)."""
+    if r.tag not in spec.weights:
+        raise UnknownComponentError(
+            f"backbone {r.name!r} has no weights tag {r.tag!r}; tags: {', '.join(spec.weights) or '(none)'}")
+    wspec = spec.weights[r.tag]
+    path = resolver(wspec) if resolver is not None else None
+    if path is None:
+        raise ConfigError(
+            f"weights for {r.name}.{r.tag} ({wspec.filename}) are not available locally and robench3d never "
+            f"downloads them: place the file in $ROBENCH3D_WEIGHTS or {cache_dir / 'weights'}"
+            + (f" (origin: {wspec.origin_url})" if wspec.origin_url else ""))
+    return Path(path)  # plugins may return a str
+
+
 def build_backbone(registries: Registries, ref: str, *, config: RunConfig, train_data: PreparedDataset | None,
                    num_classes: int, resolver: WeightsResolver | None, scope: str = "backbone",
                    progress: Callable[[str], None] | None = None,
@@ -77,21 +115,10 @@ def build_backbone(registries: Registries, ref: str, *, config: RunConfig, train
     names = class_names if class_names is not None else (train_data.class_names if train_data else None)
     head, class_emb, class_source = _head(overrides, names)
     if r.tag is not None:
-        if r.tag not in spec.weights:
-            raise UnknownComponentError(
-                f"backbone {r.name!r} has no weights tag {r.tag!r}; tags: {', '.join(spec.weights) or '(none)'}"
-            )
-        wspec = spec.weights[r.tag]
-        path = resolver(wspec) if resolver is not None else None
-        if path is None:
-            raise ConfigError(
-                f"weights for {r.name}.{r.tag} ({wspec.filename}) are not available locally and robench3d never "
-                f"downloads them: place the file in $ROBENCH3D_WEIGHTS or {config.cache_dir / 'weights'}"
-                + (f" (origin: {wspec.origin_url})" if wspec.origin_url else "")
-            )
         from robench3d.cache import file_sha256
 
-        path = Path(path)  # plugins may return a str
+        path = _weights_path(spec, r, resolver, config.cache_dir)
+        wspec = spec.weights[r.tag]
         model = spec.build(num_classes, r.variant or wspec.config, overrides, head=head, class_embeddings=class_emb)
         # Backbones whose released checkpoints use foreign key names (uni3d) bring their own strict loader.
         loader = getattr(model, "load_pretrained", None)

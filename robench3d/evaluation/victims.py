@@ -13,7 +13,7 @@ from torch import nn
 
 from robench3d.defenses.base import DefendedModel
 
-__all__ = ["BPDAVictim", "ScoreOracle", "adaptive_victim", "bpda_through"]
+__all__ = ["BPDAVictim", "ScoreOracle", "adaptive_victim", "bpda_pointwise", "bpda_through", "victim_label"]
 
 
 def bpda_through(transformed: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -31,14 +31,27 @@ def bpda_through(transformed: torch.Tensor, inputs: torch.Tensor) -> torch.Tenso
     return transformed.detach() + (picked - picked.detach())
 
 
+def bpda_pointwise(transformed: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """``transformed`` forward, identity backward point by point (output point i comes from input point i).
+
+    Shape: transformed (B, N, 3), inputs (B, N, 3) -> (B, N, 3).
+    """
+    if transformed.shape != inputs.shape:
+        raise ValueError(f"a transform declared bpda='pointwise' returned {tuple(transformed.shape)} for inputs "
+                         f"{tuple(inputs.shape)}; a pointwise transform must keep every point (declare 'nearest')")
+    return inputs + (transformed - inputs).detach()
+
+
 class BPDAVictim(nn.Module):
     """Adaptive victim for non-differentiable or random preprocessing: BPDA, averaged over EOT samples.
 
     The forward pass runs the real preprocessing; the backward pass treats it as the identity
-    (:func:`bpda_through`; for a transform that declares the points it picks, ``DefendedModel.select``, a gather
-    of those points, which is the same identity without the nearest-input search); the differentiable rest
-    (``classify``) is differentiated exactly. For randomised preprocessing the logits are averaged over
-    ``eot_samples`` independent draws, stacked into one batch (``max_batch`` clouds at most per pass).
+    (``DefendedModel.bpda``: a gather of the points a ``select`` transform declares it picks, the same index for a
+    ``pointwise`` transform, else each output point's nearest input, :func:`bpda_through`); the differentiable
+    rest (``classify``) is differentiated exactly. For randomised preprocessing the logits are averaged over
+    ``eot_samples`` independent draws. On an accelerator the draws are stacked into one batch (``max_batch``
+    clouds at most per pass); on a CPU stacking is slower than one pass per draw (``benchmarks/bench_defenses.py``:
+    12.0x vs 7.1x the bare backbone for SRS), so there each draw is its own pass.
     """
 
     def __init__(self, defended: DefendedModel, eot_samples: int = 10) -> None:
@@ -53,11 +66,20 @@ class BPDAVictim(nn.Module):
 
     #: EOT draws are stacked into one batch of at most this many clouds (one pass instead of ``eot_samples``).
     max_batch: int = 256
+    #: Stack the EOT draws: ``None`` (default) stacks on accelerators only.
+    stack: bool | None = None
+
+    @property
+    def label(self) -> str:
+        """How this victim is built, for the rows' ``victim`` column (``bpda:select+eot10``, ``plain+eot10``)."""
+        base = "plain" if self.defended.differentiable else f"bpda:{self.defended.bpda}"
+        return base + (f"+eot{self.eot_samples}" if self.randomized else "")
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         assert self.defended.transform is not None
         b = points.shape[0]
-        per_pass = max(1, min(self.eot_samples, self.max_batch // max(1, b)))
+        stack = points.device.type != "cpu" if self.stack is None else self.stack
+        per_pass = max(1, min(self.eot_samples, self.max_batch // max(1, b))) if stack else 1
         total, done = None, 0
         while done < self.eot_samples:
             copies = min(per_pass, self.eot_samples - done)
@@ -80,7 +102,7 @@ class BPDAVictim(nn.Module):
         else:
             with torch.no_grad():
                 y = self.defended.transform(points)
-            y = bpda_through(y, points)
+            y = bpda_pointwise(y, points) if self.defended.bpda == "pointwise" else bpda_through(y, points)
         return self.defended.classify(y)
 
 
@@ -101,6 +123,13 @@ class ScoreOracle(nn.Module):
         self.queries += points.shape[0]
         with torch.no_grad():
             return self.model(points.detach())
+
+
+def victim_label(victim: nn.Module) -> str:
+    """The ``victim`` column of an adaptive or query cell: ``plain``, ``bpda:...``, ``+eot<k>``, ``query``."""
+    if isinstance(victim, ScoreOracle):
+        return "query"
+    return victim.label if isinstance(victim, BPDAVictim) else "plain"
 
 
 def adaptive_victim(defended: DefendedModel, eot_samples: int) -> nn.Module:

@@ -14,9 +14,9 @@ import pandas as pd
 from tabulate import tabulate
 
 from robench3d.errors import ConfigError, LeaderboardSchemaError
-from robench3d.evaluation.results import normalize, read_table, upsert, validate, write_table
+from robench3d.schema import migrate, normalize, read_raw, read_table, upsert, validate, write_table
 
-__all__ = ["load", "render", "update", "validate_all"]
+__all__ = ["load", "migrate_all", "render", "update", "validate_all"]
 
 
 def _safe(part: str) -> str:
@@ -25,13 +25,21 @@ def _safe(part: str) -> str:
     return part
 
 
-def update(results_dir: Path, boards: Path) -> list[tuple[Path, int]]:
-    """Upsert the rows of a results folder into the leaderboard files; return (file, row count) per file."""
+def update(results_dir: Path, boards: Path) -> tuple[list[tuple[Path, int]], int]:
+    """Upsert the rows of a results folder into the leaderboard files.
+
+    Failed cells (status ``error``) are never published: they are counted and left out.
+
+    Returns:
+        ((file, row count) per file written, number of failed cells left out).
+    """
     csv = Path(results_dir) / "results.csv"
     if not csv.exists():
         raise ConfigError(f"no results at {csv}; run `robench3d run --output {results_dir}` first")
+    validate(read_raw(csv), where=str(csv))
     rows = read_table(csv)
-    validate(rows, where=str(csv))
+    failed = int((rows["status"] == "error").sum())
+    rows = rows[rows["status"] != "error"]
     written = []
     for (dataset, preset, setting), grp in rows.groupby(["dataset", "preset", "setting"], sort=True):
         path = Path(boards) / _safe(str(dataset)) / _safe(str(preset)) / f"{_safe(str(setting))}.csv"
@@ -40,7 +48,7 @@ def update(results_dir: Path, boards: Path) -> list[tuple[Path, int]]:
         validate(merged, where=str(path))
         write_table(merged, path)
         written.append((path, len(merged)))
-    return written
+    return written, failed
 
 
 def load(boards: Path, *, dataset: str | None = None, preset: str | None = None,
@@ -55,13 +63,38 @@ def load(boards: Path, *, dataset: str | None = None, preset: str | None = None,
     return out
 
 
-def validate_all(boards: Path) -> list[Path]:
-    """Validate every leaderboard file; raise on the first violation."""
-    paths = []
-    for path, frame in load(boards):
-        validate(frame, where=str(path))
-        paths.append(path)
+def _files(boards: Path) -> list[Path]:
+    paths = sorted(Path(boards).glob("*/*/*.csv"))
+    if not paths:
+        raise ConfigError(f"no leaderboard files under {boards} (expected <dataset>/<preset>/<setting>.csv); pass "
+                          "--leaderboards DIR")
     return paths
+
+
+def validate_all(boards: Path) -> list[Path]:
+    """Validate every leaderboard file as it is on disk; raise on the first violation."""
+    paths = _files(boards)
+    for path in paths:
+        validate(read_raw(path), where=str(path))
+    return paths
+
+
+def migrate_all(boards: Path, *, dry_run: bool = False) -> list[tuple[Path, list[str]]]:
+    """Upgrade every leaderboard file to this schema by its additive migrations, then validate it.
+
+    Returns:
+        (file, migrations applied) per file; an empty list for files already current.
+    """
+    out = []
+    for path in _files(boards):
+        frame, notes = migrate(read_raw(path), where=str(path))
+        if notes:
+            frame = normalize(frame)
+            validate(frame, where=str(path))
+            if not dry_run:
+                write_table(frame, path)
+        out.append((path, notes))
+    return out
 
 
 def render(frame: pd.DataFrame) -> str:
