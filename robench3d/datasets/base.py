@@ -47,9 +47,11 @@ def check_points(points: np.ndarray, *, source: str) -> np.ndarray:
     """Validate a (M, N, 3) cloud array, returning it as float32; raise :class:`DataError` naming ``source``."""
     arr = np.asarray(points)
     if arr.ndim != 3 or arr.shape[-1] != 3:
-        raise DataError(f"{source}: expected points of shape (M, N, 3), got {arr.shape}")
+        raise DataError(f"{source}: expected points of shape (M, N, 3), got {arr.shape}; replace the file with "
+                        f"the dataset's original (or re-export it)")
     if not np.issubdtype(arr.dtype, np.floating):
-        raise DataError(f"{source}: expected floating-point coordinates, got dtype {arr.dtype}")
+        raise DataError(f"{source}: expected floating-point coordinates, got dtype {arr.dtype}; replace the "
+                        f"file with the dataset's original (or save the points as float32)")
     bad = ~np.isfinite(arr).all(axis=(1, 2))
     if bad.any():
         raise DataError(

@@ -98,7 +98,7 @@ def test_nan_point_file(tmp_path: Path, opts: Opts) -> None:
     root, _ = write_folder(tmp_path / "mine")
     f = root / "mug" / "test" / "f.xyz"
     f.write_text(f.read_text().replace("\n", "\nnan 0 0\n", 1))
-    with pytest.raises(DataError, match=r"f\.xyz: 1 cloud\(s\) contain NaN"):
+    with pytest.raises(DataError, match=r"f\.xyz, line 2: the point has a NaN or Inf coordinate"):
         FolderDataset(opts(root)).prepare()
 
 

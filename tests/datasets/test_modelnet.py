@@ -266,7 +266,7 @@ def test_off_degenerate_mesh_names_the_file(tmp_path: Path, opts: Opts) -> None:
     folder = write_modelnet_off(tmp_path / "data")
     bad = folder / "bathtub" / "train" / "bathtub_0002.off"
     bad.write_text("OFF\n4 2 0\n0 0 0\n1 1 1\n2 2 2\n3 3 3\n3 0 1 2\n3 1 2 3\n")  # collinear: zero area
-    with pytest.raises(DataError, match=r"bathtub_0002\.off: degenerate mesh"):
+    with pytest.raises(DataError, match=r"bathtub_0002\.off: every face of the mesh has zero area"):
         ModelNet40Dataset(opts(folder)).prepare()
 
 

@@ -107,9 +107,9 @@ def test_point_text_variants(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "match"), [
-    ("1,2,3\n4,5\n", r"a\.txt: point 2 has 2 values but the first has 3"),
-    ("1,2\n3,4\n", r"a\.txt: expected at least 3 columns"),
-    ("1,2,3\n4,x,6\n", r"a\.txt: non-numeric value"),
+    ("1,2,3\n4,5\n", r"a\.txt, line 2: the point has 2 value\(s\), expected 3, as on line 1"),
+    ("1,2\n3,4\n", r"a\.txt, line 1: expected at least 3 columns"),
+    ("1,2,3\n4,x,6\n", r"a\.txt, line 2: 'x' in the point is not a plain decimal number"),
     ("", r"a\.txt holds no points"),
 ])
 def test_point_text_errors(tmp_path: Path, text: str, match: str) -> None:
@@ -135,10 +135,10 @@ def test_off_comments_quads_and_colours(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "match"), [
     ("OFF\n3 1 0\n0 0 0\n1 0 0\n", r"m\.off is truncated: the header promises 3 vertices and 1 faces"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", r"m\.off: face 0 uses vertex index \[0, 1, 7\]"),
+    ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", r"m\.off, line 6: face 0 uses vertex 7, but the file has 3"),
     ("ply\nformat ascii 1.0\n", r"m\.off does not start with the OFF keyword"),
-    ("OFF\nthree 1 0\n", r"m\.off: malformed OFF counts line"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 nan\n0 1 0\n3 0 1 2\n", r"m\.off: vertex 1 has a NaN"),
+    ("OFF\nthree 1 0\n", r"m\.off, line 2: malformed OFF counts line 'three 1 0'"),
+    ("OFF\n3 1 0\n0 0 0\n1 0 nan\n0 1 0\n3 0 1 2\n", r"m\.off, line 4: vertex 1 has a NaN"),
 ])
 def test_off_errors(tmp_path: Path, text: str, match: str) -> None:
     p = tmp_path / "m.off"
@@ -153,7 +153,7 @@ def test_obj_negative_indices_and_slashes(tmp_path: Path) -> None:
     v, f = read_obj(p)
     assert f.tolist() == [[0, 1, 2], [0, 2, 3]]
     p.write_text("v 0 0 0\nv 1 0\n")
-    with pytest.raises(DataError, match=r"m\.obj:2: malformed line"):
+    with pytest.raises(DataError, match=r"m\.obj, line 2: 'v 1 0': a vertex needs 3 coordinates"):
         read_obj(p)
 
 
