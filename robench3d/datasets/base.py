@@ -147,7 +147,11 @@ class DatasetOptions:
 
 @dataclass
 class PreparedDataset:
-    """A dataset ready to evaluate: class names, splits and the version string recorded in every row."""
+    """A dataset ready to evaluate: class names, splits and the version string recorded in every row.
+
+    ``notes`` are observations about the source made while preparing it that are not errors (e.g. files a folder
+    dataset skipped); ``robench3d data info`` prints them.
+    """
 
     name: str
     version: str
@@ -156,6 +160,7 @@ class PreparedDataset:
     trained_on: str | None = None
     row_fields: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:

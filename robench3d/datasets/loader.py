@@ -18,7 +18,9 @@ from __future__ import annotations
 import logging
 import time
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,7 +42,8 @@ from robench3d.datasets.roots import resolve_root
 from robench3d.errors import ConfigError, DataError
 from robench3d.norms import Split
 
-__all__ = ["LOADER_VERSION", "SAMPLINGS", "FileDataset", "MeshSampler", "Plan", "RawSplit", "fingerprint"]
+__all__ = ["LOADER_VERSION", "SAMPLINGS", "FileDataset", "MeshSampler", "Plan", "RawSplit", "collecting", "fingerprint",
+           "note", "per_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,43 @@ logger = logging.getLogger(__name__)
 LOADER_VERSION = 1
 SAMPLINGS = ("first", "fps")
 _COMMON = {"sampling": None, "val_fraction": None, "data_seed": 0, "normalize": None, "mesh_points": None}
+#: Where :func:`per_source` and :func:`note` record instead of raising/only logging (set by :func:`collecting`).
+_COLLECT: ContextVar[tuple[list[str], list[str]] | None] = ContextVar("robench3d_collect", default=None)
+
+
+@contextmanager
+def collecting(problems: list[str], notes: list[str]) -> Iterator[None]:
+    """Within this block, loading goes on past a bad source file: its error is appended to ``problems``.
+
+    ``robench3d data verify`` uses it to report every bad file of a copy at once; ``prepare`` never does, so a
+    bad file always stops preparation. :func:`note` observations are appended to ``notes``.
+    """
+    token = _COLLECT.set((problems, notes))
+    try:
+        yield
+    finally:
+        _COLLECT.reset(token)
+
+
+@contextmanager
+def per_source() -> Iterator[None]:
+    """Wrap the reading of one source file (or cloud): its :class:`DataError` propagates, or is recorded and
+    skipped inside :func:`collecting`, so that the loader carries on with the next file."""
+    try:
+        yield
+    except DataError as exc:
+        collect = _COLLECT.get()
+        if collect is None:
+            raise
+        collect[0].append(str(exc))
+
+
+def note(message: str) -> None:
+    """Log an observation about the data that is not an error (a warning); ``verify`` lists it as a note."""
+    logger.warning("%s", message)
+    collect = _COLLECT.get()
+    if collect is not None:
+        collect[1].append(message)
 
 
 @dataclass
@@ -87,6 +127,10 @@ class Plan:
         load: reads the files: ``{split: RawSplit}``.
         tags: short strings that go into the dataset version (variant folder, mask policy, mesh sampling).
         row_fields: extra fields every result row carries (ModelNet40-C: corruption and severity).
+        notes: observations of the scan (files skipped, and why), kept in the prepared dataset's ``notes`` for
+            ``robench3d data info`` and listed by ``verify``.
+        problems: defects that the load works around but ``verify`` reports as problems (a file that cannot be
+            read is skipped by ``prepare``, with a warning).
     """
 
     format: str
@@ -96,6 +140,8 @@ class Plan:
     load: Callable[[], dict[Split, RawSplit]]
     tags: list[str] = field(default_factory=list)
     row_fields: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
 def fingerprint(files: list[Path], root: Path) -> tuple[str, str]:
@@ -109,7 +155,8 @@ def fingerprint(files: list[Path], root: Path) -> tuple[str, str]:
         try:
             st = f.stat()
         except OSError as exc:
-            raise DataError(f"{f} cannot be read ({exc}); check the data root") from exc
+            raise DataError(f"{f} cannot be read ({exc.strerror or 'input/output error'}); check that it exists and "
+                            f"is readable under the data root") from exc
         rel = f.relative_to(root).as_posix() if f.is_relative_to(root) else str(f)
         stats.append((rel, st.st_size, st.st_mtime_ns))
     return stable_hash([s[:2] for s in stats]), stable_hash(stats)
@@ -130,7 +177,11 @@ class MeshSampler:
         """(n_points, 3) float32 points on the surface of the mesh in ``path``, rotated to y-up."""
         from robench3d.datasets.meshio import sample_mesh, to_y_up
 
-        st = path.stat()
+        try:
+            st = path.stat()
+        except OSError as exc:  # removed or made unreadable since the scan
+            raise DataError(f"{path} cannot be read ({exc.strerror or 'input/output error'}); check that it exists "
+                            f"and is readable under the data root") from exc
         key = stable_hash([str(path.resolve()), st.st_size, st.st_mtime_ns, self.n_points, self.data_seed,
                            self.up_axis, LOADER_VERSION])
         cached = self.folder / key[:2] / f"{key}.npy"
@@ -229,7 +280,7 @@ class FileDataset(Dataset):
                            "root": str(plan.root.resolve()), "seed": self.options.seed,
                            "val_fraction": self.val_fraction, "settings": self.settings})
         path = self.options.cache_dir / "datasets" / self.name / f"{key}.npz"
-        common = {"trained_on": self.trained_on, "row_fields": dict(plan.row_fields),
+        common = {"trained_on": self.trained_on, "row_fields": dict(plan.row_fields), "notes": list(plan.notes),
                   "provenance": {"root": str(plan.root), "format": plan.format, "files": len(plan.files),
                                  "source_id": content_id, "cache": str(path)}}
         if path.is_file():
@@ -243,30 +294,35 @@ class FileDataset(Dataset):
 
     def build(self, plan: Plan) -> dict[Split, SplitData]:
         """Read the plan's files and return the finished splits (val carved from train); no caching."""
-        splits = {s: self._finish(s, raw, plan) for s, raw in plan.load().items() if len(raw.ids)}
+        splits = {}
+        for s, raw in plan.load().items():
+            data = self._finish(s, raw, plan) if len(raw.ids) else None
+            if data is not None:
+                splits[s] = data
         if not splits:
-            raise DataError(f"{plan.root}: no shapes found for dataset {self.name!r} ({plan.format} format)")
+            raise DataError(f"{plan.root}: no shapes could be read for dataset {self.name!r} ({plan.format} "
+                            f"format); check the data root (and the problems reported for its files)")
         if Split.TRAIN in splits and Split.VAL not in splits and self.val_fraction > 0:
             splits[Split.TRAIN], splits[Split.VAL] = carve_val(splits[Split.TRAIN], self.val_fraction,
                                                                  self.options.seed)
         return splits
 
-    def _finish(self, split: Split, raw: RawSplit, plan: Plan) -> SplitData:
-        """Sample N points, normalise, validate and attach targets."""
-        pts, masks = [], []
+    def _finish(self, split: Split, raw: RawSplit, plan: Plan) -> SplitData | None:
+        """Sample N points, normalise, validate and attach targets (``None`` if every chunk was rejected)."""
+        pts, masks, kept = [], [], []
+        start = 0
         for chunk, source, mask in zip(raw.chunks, raw.sources, raw.masks, strict=True):
-            # Validate every stored point, not only the N kept: a NaN anywhere means a corrupt file.
-            chunk = check_points(chunk, source=source)
-            idx = self._pick(chunk, source)
-            picked = np.take_along_axis(chunk, idx[..., None], axis=1)
-            if self.normalize:
-                try:
-                    picked = meshes.normalize_unit_sphere(picked)
-                except ValueError as exc:  # NaN/Inf were rejected above, so the cloud has zero extent
-                    raise DataError(f"{source}: {exc}; the shape is collapsed to a single point") from exc
-            pts.append(picked)
-            masks.append(None if mask is None else np.take_along_axis(mask, idx, axis=1))
-        labels = np.asarray(raw.labels, dtype=np.int64)
+            rows = np.arange(start, start + len(chunk))
+            start += len(chunk)
+            with per_source():
+                picked, idx = self._sample(chunk, source)
+                pts.append(picked)
+                masks.append(None if mask is None else np.take_along_axis(mask, idx, axis=1))
+                kept.append(rows)
+        if not pts:
+            return None
+        keep = np.concatenate(kept)
+        labels = np.asarray(raw.labels, dtype=np.int64)[keep]
         counts = np.bincount(labels, minlength=len(plan.class_names))
         empty = [plan.class_names[i] for i in np.flatnonzero(counts == 0)]
         if empty:
@@ -274,7 +330,23 @@ class FileDataset(Dataset):
                            split, len(empty), len(plan.class_names), ", ".join(empty))
         meta = {"foreground": np.concatenate(masks)} if all(m is not None for m in masks) else {}
         targets = draw_targets(labels, len(plan.class_names), self.options.seed)
-        return SplitData(np.concatenate(pts), labels, targets, np.asarray(raw.ids, dtype=str), meta)
+        return SplitData(np.concatenate(pts), labels, targets, np.asarray(raw.ids, dtype=str)[keep], meta)
+
+    def _sample(self, chunk: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
+        """(the N points kept of each cloud of a (m, K, 3) chunk, normalised; their (m, N) indices)."""
+        # Validate every stored point, not only the N kept: a NaN anywhere means a corrupt file.
+        chunk = check_points(chunk, source=source)
+        idx = self._pick(chunk, source)
+        picked = np.take_along_axis(chunk, idx[..., None], axis=1)
+        if self.normalize:
+            try:
+                picked = meshes.normalize_unit_sphere(picked)
+            except ValueError as exc:  # NaN/Inf were rejected above, so a cloud has all its points in one place
+                radius = np.linalg.norm(picked - picked.mean(axis=1, keepdims=True), axis=-1).max(axis=1)
+                raise DataError(f"{source}: cloud {int(np.argmin(radius))} has all its points at one position (zero "
+                                f"extent), so it cannot be scaled into the unit sphere; remove it or replace the file "
+                                f"(or pass --opt dataset.normalize=false)") from exc
+        return picked, idx
 
     def _pick(self, chunk: np.ndarray, source: str) -> np.ndarray:
         """(m, N) indices of the points kept from each cloud of a (m, K, 3) chunk."""

@@ -21,11 +21,12 @@ from robench3d.datasets.base import DatasetOptions
 from robench3d.datasets.formats import (
     check_cloud_array,
     check_labels,
+    check_not_empty,
     check_same_length,
     read_npy,
     read_npy_shape,
 )
-from robench3d.datasets.loader import FileDataset, Plan, RawSplit
+from robench3d.datasets.loader import FileDataset, Plan, RawSplit, per_source
 from robench3d.datasets.modelnet_formats import MODELNET40_CLASSES
 from robench3d.errors import ConfigError, DataError
 from robench3d.norms import Split
@@ -103,7 +104,7 @@ class ModelNet40CDataset(FileDataset):
         # N must be in the version before loading: read it from the .npy header, which costs no data I/O.
         shape = read_npy_shape(data_file)
         if len(shape) != 3 or shape[2] != 3:
-            raise DataError(f"{data_file}: expected points of shape (M, N, 3), got {shape}")
+            raise DataError(f"{data_file}: expected points of shape (M, N, 3), got {shape}; download it again")
         native = shape[1]
         if self.options.num_points and self.options.num_points > native:
             raise ConfigError(f"{data_file} has {native} points per cloud; --num-points {self.options.num_points} "
@@ -111,11 +112,14 @@ class ModelNet40CDataset(FileDataset):
         self.num_points = self.options.num_points or native
 
         def load() -> dict[Split, RawSplit]:
-            pts = check_cloud_array(read_npy(data_file), source=str(data_file))
-            labels = check_labels(read_npy(label_file), len(MODELNET40_CLASSES), source=str(label_file))
-            check_same_length(pts, labels, source=f"{data_file} and {label_file}")
             raw = RawSplit()
-            raw.add(pts, labels, [f"test_{i:04d}" for i in range(len(pts))], str(data_file))  # h5 test row order
+            with per_source():
+                data = read_npy(data_file)
+                check_not_empty(data, source=str(data_file), fix="download it again")
+                pts = check_cloud_array(data, source=str(data_file))
+                labels = check_labels(read_npy(label_file), len(MODELNET40_CLASSES), source=str(label_file))
+                check_same_length(pts, labels, source=f"{data_file} and {label_file}")
+                raw.add(pts, labels, [f"test_{i:04d}" for i in range(len(pts))], str(data_file))  # h5 test row order
             return {Split.TEST: raw}
 
         corruption, severity = parse_variant(self.variant)

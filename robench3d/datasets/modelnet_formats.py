@@ -18,14 +18,15 @@ from robench3d.datasets.formats import (
     basename,
     check_cloud_array,
     check_labels,
+    check_not_empty,
     check_same_length,
+    numbered_lines,
     read_h5,
     read_id_list,
-    read_lines,
     read_point_text,
     unique_ids,
 )
-from robench3d.datasets.loader import MeshSampler, Plan, RawSplit
+from robench3d.datasets.loader import MeshSampler, Plan, RawSplit, per_source
 from robench3d.datasets.meshio import read_off
 from robench3d.errors import DataError
 from robench3d.norms import Split
@@ -43,13 +44,19 @@ MODELNET40_CLASSES: tuple[str, ...] = (
 _SPLITS = (Split.TRAIN, Split.TEST)
 
 
-def _check_names(path: Path, names: list[str], expected: tuple[str, ...]) -> None:
-    if tuple(names) != expected:
-        extra = [n for n in names if n not in expected]
-        detail = (f"unexpected class(es) {extra}" if extra else
-                  f"{len(names)} names in a different order or with some missing (expected {len(expected)})")
-        raise DataError(f"{path}: {detail}; expected the canonical class list ({', '.join(expected[:4])}, ...). "
-                        f"Is the root pointing at the right dataset?")
+def _check_names(path: Path, expected: tuple[str, ...]) -> list[str]:
+    """The class names of ``path``, which must be ``expected`` in order; the message names the first wrong line."""
+    numbered = numbered_lines(path)
+    names = [n for _, n in numbered]
+    if tuple(names) == expected:
+        return names
+    bad = next((i for i, (n, e) in enumerate(zip(names, expected, strict=False)) if n != e), None)
+    if bad is not None:
+        detail = f", line {numbered[bad][0]}: {names[bad]!r} where the class list has {expected[bad]!r}"
+    else:
+        detail = f": it lists {len(names)} class names, expected {len(expected)}"
+    raise DataError(f"{path}{detail}; expected the canonical class list ({', '.join(expected[:4])}, ...). Is the "
+                    f"root pointing at the right dataset? Otherwise replace the file with the original")
 
 
 def _remap(classes: tuple[str, ...]) -> np.ndarray:
@@ -65,7 +72,7 @@ def scan_h5(folder: Path, classes: tuple[str, ...]) -> Plan:
     names_file = folder / "shape_names.txt"
     files = []
     if names_file.is_file():
-        _check_names(names_file, read_lines(names_file), MODELNET40_CLASSES)
+        _check_names(names_file, MODELNET40_CLASSES)
         files.append(names_file)
     else:
         logger.warning("%s is missing; assuming the canonical ModelNet40 label order", names_file)
@@ -75,10 +82,12 @@ def scan_h5(folder: Path, classes: tuple[str, ...]) -> Plan:
         if lst.is_file():
             files.append(lst)
             # The lists hold paths relative to the PointNet repo (or rewritten absolute/Windows paths).
-            h5s = [folder / basename(line) for line in read_lines(lst)]
-            for h5 in h5s:
+            numbered = [(num, folder / basename(line)) for num, line in numbered_lines(lst)]
+            for num, h5 in numbered:
                 if not h5.is_file():
-                    raise DataError(f"{lst} names {h5.name} but {h5} does not exist; the copy is incomplete")
+                    raise DataError(f"{lst}, line {num} names {h5.name} but {h5} does not exist; the copy is "
+                                    f"incomplete: restore the file or remove the line")
+            h5s = [h5 for _, h5 in numbered]
         else:
             h5s = sorted(folder.glob(f"ply_data_{split}*.h5"), key=lambda p: (len(p.name), p.name))
         if h5s:
@@ -94,19 +103,26 @@ def scan_h5(folder: Path, classes: tuple[str, ...]) -> Plan:
         out = {}
         for split, h5s in per_split.items():
             raw = RawSplit()
+            listed = (folder / f"{split}_files.txt").is_file()
             for h5 in h5s:
-                arrays = read_h5(h5, ("data", "label"))
-                pts = check_cloud_array(arrays["data"], source=str(h5))
-                labels = check_labels(arrays["label"], len(MODELNET40_CLASSES), source=str(h5))
-                check_same_length(pts, labels, source=str(h5))
-                ids = _ids(h5, len(pts))
-                keep = lut[labels] >= 0
-                raw.add(pts[keep], lut[labels[keep]], [i for i, k in zip(ids, keep, strict=True) if k], str(h5))
+                with per_source():
+                    _read_h5(raw, h5, lut, f"remove its line from {split}_files.txt" if listed else "remove it")
             raw.ids = unique_ids(raw.ids)
             out[split] = raw
         return out
 
     return Plan("h5", folder, files, classes, load)
+
+
+def _read_h5(raw: RawSplit, h5: Path, lut: np.ndarray, remove: str) -> None:
+    arrays = read_h5(h5, ("data", "label"))
+    check_not_empty(arrays["data"], source=str(h5), fix=f"download it again or {remove}")
+    pts = check_cloud_array(arrays["data"], source=str(h5))
+    labels = check_labels(arrays["label"], len(MODELNET40_CLASSES), source=str(h5))
+    check_same_length(pts, labels, source=str(h5))
+    ids = _ids(h5, len(pts))
+    keep = lut[labels] >= 0
+    raw.add(pts[keep], lut[labels[keep]], [i for i, k in zip(ids, keep, strict=True) if k], str(h5))
 
 
 def _json_for(h5: Path) -> Path | None:
@@ -121,7 +137,8 @@ def _ids(h5: Path, n: int) -> list[str]:
         return [f"{h5.stem}:{i}" for i in range(n)]
     names = read_id_list(js)
     if len(names) != n:
-        raise DataError(f"{js} lists {len(names)} shapes but {h5} holds {n}; they must match row for row")
+        raise DataError(f"{js} lists {len(names)} shapes but {h5} holds {n}; they must match row for row: download "
+                        f"both again (or delete the JSON, which only gives ids)")
     return [Path(basename(s)).stem for s in names]
 
 
@@ -132,8 +149,7 @@ def scan_resampled(folder: Path, classes: tuple[str, ...], family: str) -> Plan:
     if names_file is None:
         raise DataError(f"{folder} has no modelnet40_shape_names.txt (or shape_names.txt); expected the "
                         f"modelnet40_normal_resampled folder")
-    names = read_lines(names_file)
-    _check_names(names_file, names, classes if names_file.name.startswith(family) else MODELNET40_CLASSES)
+    _check_names(names_file, classes if names_file.name.startswith(family) else MODELNET40_CLASSES)
     files, per_split = [names_file], {}
     for split in _SPLITS:
         lst = next((folder / f"{p}_{split}.txt" for p in (family, "modelnet40")
@@ -142,18 +158,21 @@ def scan_resampled(folder: Path, classes: tuple[str, ...], family: str) -> Plan:
             continue
         files.append(lst)
         entries = []
-        for num, line in enumerate(read_lines(lst), 1):
+        for num, line in numbered_lines(lst):
             shape_id = basename(line).removesuffix(".txt")
             cls = shape_id.rsplit("_", 1)[0]  # class names contain "_" too: drop only the final _NNNN
             if cls not in MODELNET40_CLASSES or not re.fullmatch(r"\d+", shape_id.rsplit("_", 1)[-1]):
-                raise DataError(f"{lst}:{num}: {line!r} is not a ModelNet shape id (<class>_<NNNN>) of a known class")
+                raise DataError(f"{lst}, line {num}: {line!r} is not a ModelNet shape id (<class>_<NNNN>) of a known "
+                                f"class; fix or remove the line")
             if cls not in classes:
                 if lst.name.startswith(family):
-                    raise DataError(f"{lst}:{num}: class {cls!r} is not one of the {len(classes)} {family} classes")
+                    raise DataError(f"{lst}, line {num}: class {cls!r} is not one of the {len(classes)} {family} "
+                                    f"classes; remove the line")
                 continue  # a ModelNet40 list read for ModelNet10
             path = folder / cls / f"{shape_id}.txt"
             if not path.is_file():
-                raise DataError(f"{lst}:{num} names {shape_id} but {path} is missing; the copy is incomplete")
+                raise DataError(f"{lst}, line {num} names {shape_id} but {path} is missing; the copy is incomplete: "
+                                f"restore the file or remove the line")
             entries.append((path, classes.index(cls), shape_id))
         per_split[split] = entries
         files += [e[0] for e in entries]
@@ -165,7 +184,8 @@ def scan_resampled(folder: Path, classes: tuple[str, ...], family: str) -> Plan:
         for split, entries in per_split.items():
             raw = RawSplit()
             for path, label, shape_id in entries:
-                raw.add(read_point_text(path)[None, :, :3], [label], [shape_id], str(path))
+                with per_source():
+                    raw.add(read_point_text(path)[None, :, :3], [label], [shape_id], str(path))
             out[split] = raw
         return out
 
@@ -198,7 +218,8 @@ def scan_off(folder: Path, classes: tuple[str, ...], sampler: MeshSampler) -> Pl
         for split, entries in per_split.items():
             raw = RawSplit()
             for path, label, shape_id in entries:
-                raw.add(sampler.sample(path, shape_id, read_off)[None], [label], [shape_id], str(path))
+                with per_source():
+                    raw.add(sampler.sample(path, shape_id, read_off)[None], [label], [shape_id], str(path))
             out[split] = raw
         return out
 

@@ -10,6 +10,9 @@
 from __future__ import annotations
 
 import logging
+import struct
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +34,10 @@ def describe(prepared: PreparedDataset) -> dict[str, Any]:
 
     Returns:
         ``{"name", "version", "num_classes", "classes", "trained_on", "row_fields", "splits": {split: {"count",
-        "points_per_cloud", "per_class": {class: count}}}, "headers", "rows"}``; ``headers``/``rows`` form a
-        table of label, class and one count column per split (classes with no shapes show 0), ending with a
-        total row.
+        "points_per_cloud", "per_class": {class: count}}}, "headers", "rows", "notes"}``; ``headers``/``rows``
+        form a table of label, class and one count column per split (classes with no shapes show 0), ending with
+        a total row; ``notes`` are one-line observations made while preparing (e.g. "3 file(s) skipped under
+        <root>: a.foo (unknown extension .foo), ..."), for the CLI to print as ``note: ...``.
     """
     present = [s for s in Split if prepared.has(s)]
     splits: dict[str, Any] = {}
@@ -48,7 +52,7 @@ def describe(prepared: PreparedDataset) -> dict[str, Any]:
     return {"name": prepared.name, "version": prepared.version, "num_classes": prepared.num_classes,
             "classes": list(prepared.class_names), "trained_on": prepared.trained_on,
             "row_fields": dict(prepared.row_fields), "splits": splits,
-            "headers": ["label", "class"] + [str(s) for s in present], "rows": rows}
+            "headers": ["label", "class"] + [str(s) for s in present], "rows": rows, "notes": list(prepared.notes)}
 
 
 @dataclass
@@ -107,7 +111,7 @@ def verify(dataset: Dataset, *, checksums: bool = True) -> VerifyReport:
     Returns:
         The report; :attr:`VerifyReport.ok` says whether the copy is usable.
     """
-    from robench3d.datasets.loader import FileDataset
+    from robench3d.datasets.loader import FileDataset, collecting
 
     label = f"{dataset.name}:{dataset.variant}" if dataset.variant else dataset.name
     report = VerifyReport(dataset=label)
@@ -123,20 +127,41 @@ def verify(dataset: Dataset, *, checksums: bool = True) -> VerifyReport:
     except ConfigError as exc:
         report.problems.append(str(exc))
         return report
+    except _UNEXPECTED as exc:
+        report.problems.append(_unexpected(dataset, exc))
+        return report
     report.root, report.format = str(plan.root), plan.format
+    report.notes += plan.notes
+    report.problems += plan.problems
     for f in sorted(plan.files):
         rel = f.relative_to(plan.root).as_posix() if f.is_relative_to(plan.root) else str(f)
         try:
             report.files.append(FileCheck(rel, f.stat().st_size, file_sha256(f) if checksums else ""))
         except OSError as exc:
-            report.problems.append(f"{f} cannot be read ({exc})")
+            report.problems.append(f"{f} cannot be read ({exc.strerror or 'input/output error'}); check its "
+                                   f"permissions or copy it again")
     try:
-        splits = dataset.build(plan)
+        with collecting(report.problems, report.notes):  # every bad file is a problem; the others are still read
+            splits = dataset.build(plan)
     except ConfigError as exc:
         report.problems.append(str(exc))
         return report
+    except _UNEXPECTED as exc:
+        report.problems.append(_unexpected(dataset, exc))
+        return report
     report.notes += _count_notes(dataset.name, plan.class_names, {s: d.labels for s, d in splits.items()})
     return report
+
+
+# Raised by file parsing (numpy, h5py, zipfile, struct); the readers turn every one they foresee into a DataError,
+# so this only keeps ``verify`` from crashing on a case they missed, and says so.
+_UNEXPECTED = (OSError, ValueError, IndexError, KeyError, TypeError, EOFError, RuntimeError, struct.error, zlib.error,
+               zipfile.BadZipFile)
+
+
+def _unexpected(dataset: Dataset, exc: Exception) -> str:
+    return (f"unexpected {type(exc).__name__} while reading the {dataset.name} files: {exc}. This is a robench3d "
+            f"bug (its readers should explain every bad file): please report it with the file that caused it")
 
 
 def _count_notes(name: str, classes: tuple[str, ...], labels: dict[Split, np.ndarray]) -> list[str]:

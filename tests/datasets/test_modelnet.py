@@ -15,6 +15,7 @@ from fixtures import MN10, MN40, clouds, off_text, write_modelnet_h5, write_mode
 from robench3d.datasets import modelnet_formats
 from robench3d.datasets.base import DatasetOptions
 from robench3d.datasets.modelnet import ModelNet10Dataset, ModelNet40Dataset, detect_format
+from robench3d.datasets.tools import verify
 from robench3d.errors import ConfigError, DataError
 
 N = 64
@@ -75,14 +76,14 @@ def test_h5_without_lists_globs_files(tmp_path: Path, opts: Opts) -> None:
 def test_h5_list_naming_missing_file(tmp_path: Path, opts: Opts) -> None:
     folder, _ = write_modelnet_h5(tmp_path / "data")
     (folder / "ply_data_train1.h5").unlink()
-    with pytest.raises(DataError, match=r"train_files\.txt names ply_data_train1\.h5"):
+    with pytest.raises(DataError, match=r"train_files\.txt, line 2 names ply_data_train1\.h5"):
         ModelNet40Dataset(opts(folder)).prepare()
 
 
 def test_h5_unexpected_class_names(tmp_path: Path, opts: Opts) -> None:
     folder, _ = write_modelnet_h5(tmp_path / "data")
     (folder / "shape_names.txt").write_text("\n".join(MN40[:-1] + ("spaceship",)))
-    with pytest.raises(DataError, match=r"shape_names\.txt: unexpected class\(es\) \['spaceship'\]"):
+    with pytest.raises(DataError, match=r"shape_names\.txt, line 40: 'spaceship' where the class list has 'xbox'"):
         ModelNet40Dataset(opts(folder)).prepare()
 
 
@@ -91,6 +92,32 @@ def test_h5_json_length_mismatch(tmp_path: Path, opts: Opts) -> None:
     (folder / "ply_data_test_0_id2file.json").write_text('["airplane/airplane_0001.ply"]')
     with pytest.raises(DataError, match=r"ply_data_test_0_id2file\.json lists 1 shapes"):
         ModelNet40Dataset(opts(folder)).prepare()
+
+
+def test_h5_with_zero_rows_is_an_error(tmp_path: Path, opts: Opts) -> None:
+    folder, _ = write_modelnet_h5(tmp_path / "data", train_sizes=(6, 4))
+    with h5py.File(folder / "ply_data_train1.h5", "w") as f:  # its split used to vanish without a word
+        f["data"] = np.zeros((0, 128, 3), np.float32)
+        f["label"] = np.zeros((0, 1), np.uint8)
+    (folder / "ply_data_train_1_id2file.json").write_text("[]")
+    match = r"ply_data_train1\.h5 holds 0 shapes .*remove its line from train_files\.txt"
+    with pytest.raises(DataError, match=match):
+        ModelNet40Dataset(opts(folder)).prepare()
+    report = verify(ModelNet40Dataset(opts(folder)), checksums=False)
+    assert len(report.problems) == 1 and "ply_data_train1.h5 holds 0 shapes" in report.problems[0]
+
+
+def test_verify_collects_every_bad_file(tmp_path: Path, opts: Opts) -> None:
+    folder = write_modelnet_resampled(tmp_path / "data")
+    (folder / "airplane" / "airplane_0002.txt").write_text("0.1,0.2,x\n")
+    (folder / "bathtub" / "bathtub_0001.txt").write_bytes(b"\xff\x00")
+    with pytest.raises(DataError, match=r"airplane_0002\.txt, line 1"):  # prepare stops at the first
+        ModelNet40Dataset(opts(folder)).prepare()
+    report = verify(ModelNet40Dataset(opts(folder)), checksums=False)
+    assert len(report.problems) == 2, report.problems
+    assert "airplane_0002.txt, line 1: 'x'" in report.problems[0] and "bathtub_0001.txt is not a UTF-8" in \
+        report.problems[1]
+    assert report.notes  # the other shapes were still read and counted
 
 
 def test_test_only_h5_has_no_train(tmp_path: Path, opts: Opts) -> None:
@@ -194,7 +221,7 @@ def test_resampled_modelnet10(tmp_path: Path, opts: Opts, own_lists: bool) -> No
 def test_resampled_list_names_missing_file(tmp_path: Path, opts: Opts) -> None:
     folder = write_modelnet_resampled(tmp_path / "data")
     (folder / "flower_pot" / "flower_pot_0003.txt").unlink()
-    with pytest.raises(DataError, match=r"modelnet40_test\.txt:\d+ names flower_pot_0003 but .*flower_pot_0003\.txt"):
+    with pytest.raises(DataError, match=r"modelnet40_test\.txt, line \d+ names flower_pot_0003 but .*flower_pot_0003"):
         ModelNet40Dataset(opts(folder)).prepare()
 
 
@@ -202,7 +229,7 @@ def test_resampled_unknown_class_in_list(tmp_path: Path, opts: Opts) -> None:
     folder = write_modelnet_resampled(tmp_path / "data")
     with open(folder / "modelnet40_train.txt", "a") as f:
         f.write("spaceship_0001\n")
-    with pytest.raises(DataError, match=r"modelnet40_train\.txt:\d+: 'spaceship_0001' is not a ModelNet shape id"):
+    with pytest.raises(DataError, match=r"modelnet40_train\.txt, line \d+: 'spaceship_0001' is not a ModelNet"):
         ModelNet40Dataset(opts(folder)).prepare()
 
 

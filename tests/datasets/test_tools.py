@@ -37,6 +37,7 @@ def test_describe(tmp_path: Path, opts: Opts) -> None:
     assert info["splits"]["test"]["per_class"]["chair"] == 0  # missing classes are reported as 0
     assert info["splits"]["train"]["points_per_cloud"] == 64
     assert info["rows"][-1] == ["", "total", 9, 5] and len(info["rows"]) == 41
+    assert info["notes"] == []
 
 
 def test_verify_ok_with_checksums(tmp_path: Path, opts: Opts) -> None:
@@ -65,6 +66,22 @@ def test_verify_reports_layout_problems(tmp_path: Path, opts: Opts) -> None:
     assert not report.ok and "--data-root" in report.problems[0] and report.root is None
     (tmp_path / "empty").mkdir()
     assert "holds no ModelNet layout" in verify(ModelNet40Dataset(opts(tmp_path / "empty"))).problems[0]
+
+
+def test_verify_reports_a_reader_gap_instead_of_crashing(tmp_path: Path, opts: Opts,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from robench3d.datasets import modelnet_formats
+
+    write_modelnet_resampled(tmp_path / "data")
+
+    def broken(path: Path) -> np.ndarray:
+        raise ValueError("a case no reader foresaw")
+
+    monkeypatch.setattr(modelnet_formats, "read_point_text", broken)
+    report = verify(ModelNet40Dataset(opts(tmp_path / "data")), checksums=False)
+    assert report.problems == ["unexpected ValueError while reading the modelnet40 files: a case no reader foresaw. "
+                               "This is a robench3d bug (its readers should explain every bad file): please report "
+                               "it with the file that caused it"]
 
 
 class _Generated(Dataset):
