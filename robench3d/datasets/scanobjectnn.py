@@ -21,6 +21,12 @@ marks with -1:
   prepared data as ``meta["foreground"]`` (M, N) bool, following the sampling;
 * ``drop``: only object points are kept; a cloud with fewer than N object points repeats them cyclically (as the
   protocol pads clouds after point removal), and a cloud with none is an error.
+
+and ``empty_objects``, what to do with an object whose mask marks every point as background (no object left):
+
+* ``refuse`` (default): preparing the dataset fails with a message naming the file and the objects (``robench3d
+  data verify`` lists them as problems), since such an object is almost certainly a corrupt row;
+* ``keep``: keep it, background points and all (only with ``mask=keep``); the version gains ``empty-keep``.
 """
 
 from __future__ import annotations
@@ -33,8 +39,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from robench3d.datasets.base import DatasetOptions
-from robench3d.datasets.formats import check_cloud_array, check_labels, check_same_length, read_h5
-from robench3d.datasets.loader import FileDataset, Plan, RawSplit
+from robench3d.datasets.formats import check_cloud_array, check_labels, check_not_empty, check_same_length, read_h5
+from robench3d.datasets.loader import FileDataset, Plan, RawSplit, note, per_source
 from robench3d.errors import ConfigError, DataError
 from robench3d.norms import Split
 
@@ -58,6 +64,7 @@ SCANOBJECTNN_VARIANTS: dict[str, tuple[str, str]] = {
 }
 _SPLIT_FOLDERS = ("main_split", "split1", "split2", "split3", "split4")
 _MASKS = ("keep", "drop")
+_EMPTY_OBJECTS = ("refuse", "keep")
 _PREFIXES = ((Split.TRAIN, "training_"), (Split.TEST, "test_"))
 
 
@@ -80,7 +87,7 @@ class ScanObjectNNDataset(FileDataset):
     default_num_points: ClassVar[int] = 2048
     root_env: ClassVar[str | None] = "ROBENCH3D_SCANOBJECTNN_ROOT"
     formats: ClassVar[tuple[str, ...]] = ("h5",)
-    extra_options: ClassVar[dict[str, Any]] = {"mask": "keep", "split": "main_split"}
+    extra_options: ClassVar[dict[str, Any]] = {"mask": "keep", "split": "main_split", "empty_objects": "refuse"}
 
     def __init__(self, options: DatasetOptions) -> None:
         if options.variant:  # accept pb_t50_rs as well as PB_T50_RS
@@ -89,6 +96,10 @@ class ScanObjectNNDataset(FileDataset):
         self.mask = str(self.settings["mask"])
         if self.mask not in _MASKS:
             raise ConfigError(f"scanobjectnn option mask must be one of {', '.join(_MASKS)}, got {self.mask!r}")
+        self.empty_objects = str(self.settings["empty_objects"])
+        if self.empty_objects not in _EMPTY_OBJECTS:
+            raise ConfigError(f"scanobjectnn option empty_objects must be one of {', '.join(_EMPTY_OBJECTS)}, got "
+                              f"{self.empty_objects!r}; e.g. --opt dataset.empty_objects=keep")
         self.split_folder = str(self.settings["split"])
         if self.split_folder not in _SPLIT_FOLDERS:
             raise ConfigError(f"scanobjectnn option split must be one of {', '.join(_SPLIT_FOLDERS)}, "
@@ -120,13 +131,18 @@ class ScanObjectNNDataset(FileDataset):
         files = [(s, folder / (p + suffix)) for s, p in _PREFIXES if (folder / (p + suffix)).is_file()]
 
         def load() -> dict[Split, RawSplit]:
-            return {split: self._read(path, split) for split, path in files}
+            out = {split: RawSplit() for split, _ in files}
+            for split, path in files:
+                with per_source():
+                    out[split] = self._read(path, split)
+            return out
 
-        return Plan("h5", folder, [f for _, f in files], SCANOBJECTNN_CLASSES, load,
-                    tags=[folder.name, f"mask-{self.mask}"])
+        tags = [folder.name, f"mask-{self.mask}"] + (["empty-keep"] if self.empty_objects == "keep" else [])
+        return Plan("h5", folder, [f for _, f in files], SCANOBJECTNN_CLASSES, load, tags=tags)
 
     def _read(self, path: Path, split: Split) -> RawSplit:
         arrays = read_h5(path, ("data", "label"), ("mask",))
+        check_not_empty(arrays["data"], source=str(path), fix="download it again or remove it")
         pts = check_cloud_array(arrays["data"], source=str(path))
         labels = check_labels(arrays["label"], len(SCANOBJECTNN_CLASSES), source=str(path))
         check_same_length(pts, labels, source=str(path))
@@ -135,8 +151,9 @@ class ScanObjectNNDataset(FileDataset):
         if mask is not None:
             if mask.shape != pts.shape[:2] or mask.dtype.kind not in "iuf":
                 raise DataError(f"{path}: 'mask' has shape {mask.shape} and dtype {mask.dtype}; expected numbers "
-                                f"of shape {pts.shape[:2]} (one per point)")
+                                f"of shape {pts.shape[:2]} (one per point): replace the file with the original")
             mask = mask != -1  # -1 marks background; any other value (instance/part id) is the object
+            self._check_empty(path, mask)
         raw = RawSplit()
         if self.mask == "keep":
             raw.add(pts, labels, ids, str(path), mask)
@@ -145,10 +162,28 @@ class ScanObjectNNDataset(FileDataset):
             raise DataError(f"{path} has no 'mask' key, so background points cannot be dropped; use "
                             f"--opt dataset.mask=keep")
         for i, (cloud, fg) in enumerate(zip(pts, mask, strict=True)):
-            obj = cloud[fg]
-            if len(obj) == 0:
-                raise DataError(f"{path}: cloud {i} has no object points (its mask is all -1)")
             # Cyclic repetition keeps the first-N order meaningful and adds no new geometry.
+            obj = cloud[fg]
             obj = obj[np.arange(max(len(obj), self.num_points)) % len(obj)]
-            raw.add(obj[None], [labels[i]], [ids[i]], f"{path} (cloud {i})")
+            raw.add(obj[None], [labels[i]], [ids[i]], f"{path} (object {i})")
         return raw
+
+    def _check_empty(self, path: Path, foreground: np.ndarray) -> None:
+        """Refuse (or, with ``empty_objects=keep`` under ``mask=keep``, note) objects with no object point."""
+        empty = np.flatnonzero(~foreground.any(axis=1))
+        if not len(empty):
+            return
+        which = ", ".join(f"object {i}" for i in empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10
+                                                                 else "")
+        what = (f"{path}: {len(empty)} of {len(foreground)} object(s) have no object points ({which}): the mask "
+                f"marks all {foreground.shape[1]} of their points as background (-1)")
+        if self.mask == "keep" and self.empty_objects == "keep":
+            note(f"{what}; kept with their background points (empty_objects=keep)")
+            return
+        if len(empty) == len(foreground):  # every object: more likely a file whose mask means something else
+            what += "; as that is every object, this file's mask may not mark objects at all"
+        if self.mask == "drop":
+            raise DataError(f"{what}, so mask=drop would leave nothing of them. Remove them from the file, or keep "
+                            f"every point with --opt dataset.mask=keep --opt dataset.empty_objects=keep")
+        raise DataError(f"{what}. Remove them from the file, or keep them as they are with "
+                        f"--opt dataset.empty_objects=keep")

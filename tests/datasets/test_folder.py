@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from fixtures import box_mesh, clouds, off_text, ply_bytes, write_folder
 
 from robench3d.datasets.base import DatasetOptions
 from robench3d.datasets.folder import FolderDataset, detect_format, read_shape
+from robench3d.datasets.tools import describe, verify
 from robench3d.errors import ConfigError, DataError
 
 N = 64
@@ -22,7 +24,8 @@ def test_round_trip_every_extension(tmp_path: Path, opts: Opts, caplog: pytest.L
     root, ids = write_folder(tmp_path / "mine")
     with caplog.at_level(logging.WARNING):
         p = FolderDataset(opts(root)).prepare()
-    assert "skipped 1 file(s) with unsupported extensions {'.md': 1}" in caplog.text
+    assert f"1 file(s) skipped under {root}: lamp/test/README.md (unknown extension .md)" in caplog.text
+    assert p.notes == [f"1 file(s) skipped under {root}: lamp/test/README.md (unknown extension .md)"]
     assert p.class_names == ("lamp", "mug") and p.version.startswith("folder/up-y/mesh2048/ds0/n64/first/src-")
     assert sorted(p.split("test").ids) == ids["test"]
     assert sorted(list(p.split("train").ids) + list(p.split("val").ids)) == ids["train"]
@@ -135,6 +138,46 @@ def test_bad_point_files(tmp_path: Path, name: str, data: object, match: str) ->
         np.save(path, data)
     with pytest.raises(DataError, match=match):
         read_shape(path)
+
+
+def test_skipped_files_are_named(tmp_path: Path, opts: Opts, caplog: pytest.LogCaptureFixture,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    root, ids = write_folder(tmp_path / "mine")
+    test = root / "mug" / "test"
+    (test / "loop.ply").symlink_to(test / "loop.ply")
+    (test / "gone.npy").symlink_to(test / "nowhere.npy")
+    (test / "sub").mkdir()
+    (test / ".hidden.npy").write_bytes(b"")
+    (test / "locked.npy").write_bytes(b"")
+    (root / "mug" / "notes.txt").write_text("not in a split folder")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda f, mode: Path(f).name != "locked.npy" and real_access(f, mode))
+    with caplog.at_level(logging.WARNING):
+        p = FolderDataset(opts(root)).prepare()
+    assert sorted(p.split("test").ids) == ids["test"]  # the readable files are all there
+    expected = ["lamp/test/README.md (unknown extension .md)", "mug/notes.txt (not in a train/, val/ or test/ folder)",
+                "mug/test/.hidden.npy (hidden file)", "mug/test/gone.npy (broken symbolic link)",
+                "mug/test/locked.npy (cannot be read: permission denied)", "mug/test/loop.ply (symbolic link loop)",
+                "mug/test/sub (a folder; files must lie directly in <class>/<split>/)"]
+    assert len(p.notes) == 1 and p.notes[0].startswith(f"7 file(s) skipped under {root}: ")
+    for name in expected:
+        assert name in p.notes[0] and name in caplog.text
+    assert describe(p)["notes"] == p.notes
+    report = verify(FolderDataset(opts(root)), checksums=False)
+    assert report.notes[0] == p.notes[0]
+    assert [q.split(":")[0] for q in report.problems] == [str(test / n) for n in ("gone.npy", "locked.npy",
+                                                                                   "loop.ply")]
+
+
+def test_skipped_notes_are_truncated_but_the_warning_names_all(tmp_path: Path, opts: Opts,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    root, _ = write_folder(tmp_path / "mine")
+    for i in range(25):
+        (root / "mug" / "train" / f"x{i:02d}.foo").write_text("")
+    with caplog.at_level(logging.WARNING):
+        p = FolderDataset(opts(root)).prepare()
+    assert p.notes[0].startswith(f"26 file(s) skipped under {root}: ") and p.notes[0].endswith(", and 6 more")
+    assert "mug/train/x24.foo (unknown extension .foo)" in caplog.text
 
 
 def test_ply_mesh_with_extra_elements_in_folder(tmp_path: Path, opts: Opts) -> None:

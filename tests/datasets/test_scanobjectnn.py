@@ -12,6 +12,7 @@ from fixtures import SONN, write_scanobjectnn
 
 from robench3d.datasets.base import DatasetOptions
 from robench3d.datasets.scanobjectnn import SCANOBJECTNN_VARIANTS, ScanObjectNNDataset, detect_format
+from robench3d.datasets.tools import verify
 from robench3d.errors import ConfigError, DataError
 
 N = 64
@@ -65,15 +66,60 @@ def test_mask_drop_pads_small_objects_cyclically(tmp_path: Path, opts: Opts) -> 
     np.testing.assert_array_equal(cloud[k:], cloud[: N - k])
 
 
-def test_all_background_cloud_is_an_error(tmp_path: Path, opts: Opts) -> None:
-    root, _ = write_scanobjectnn(tmp_path / "data")
+def _empty_object(root: Path, index: int = 2) -> Path:
+    """Mark every point of test object ``index`` as background; return the file."""
     f = root / "main_split" / "test_objectdataset_augmentedrot_scale75.h5"
     with h5py.File(f, "r+") as h5:
         mask = h5["mask"][()]
-        mask[2] = -1
+        mask[index] = -1
         h5["mask"][...] = mask
-    with pytest.raises(DataError, match=r"test_objectdataset_augmentedrot_scale75\.h5: cloud 2 has no object points"):
+    return f
+
+
+def test_all_background_object_is_an_error_under_drop(tmp_path: Path, opts: Opts) -> None:
+    root, _ = write_scanobjectnn(tmp_path / "data")
+    _empty_object(root)
+    with pytest.raises(DataError, match=r"test_objectdataset_augmentedrot_scale75\.h5: 1 of 5 object\(s\) have no "
+                                         r"object points \(object 2\).*mask=drop would leave nothing"):
         ScanObjectNNDataset(opts(root, extra={"mask": "drop"})).prepare()
+
+
+def test_all_background_object_is_refused_under_keep(tmp_path: Path, opts: Opts) -> None:
+    root, _ = write_scanobjectnn(tmp_path / "data")
+    f = _empty_object(root, 4)
+    with pytest.raises(DataError, match=r"scale75\.h5: 1 of 5 object\(s\) have no object points \(object 4\).*"
+                                         r"--opt dataset\.empty_objects=keep"):
+        ScanObjectNNDataset(opts(root)).prepare()
+    report = verify(ScanObjectNNDataset(opts(root)), checksums=False)
+    assert not report.ok and any(str(f) in p and "(object 4)" in p for p in report.problems)
+
+
+def test_empty_objects_keep(tmp_path: Path, opts: Opts, caplog: pytest.LogCaptureFixture) -> None:
+    root, _ = write_scanobjectnn(tmp_path / "data")
+    _empty_object(root, 4)
+    default = ScanObjectNNDataset(opts(root, extra={"empty_objects": "refuse"}))
+    assert "empty-keep" not in default.version_of(default.scan(), "0" * 8)
+    with caplog.at_level("WARNING"):
+        p = ScanObjectNNDataset(opts(root, extra={"empty_objects": "keep"})).prepare()
+    assert "(object 4)" in caplog.text and "/mask-keep/empty-keep/n64/" in p.version
+    assert len(p.split("test")) == 5 and not p.split("test").meta["foreground"][4].any()
+    report = verify(ScanObjectNNDataset(opts(root, extra={"empty_objects": "keep"})), checksums=False)
+    assert report.ok and any("(object 4)" in n and "empty_objects=keep" in n for n in report.notes)
+    with pytest.raises(ConfigError, match="empty_objects must be one of refuse, keep, got 'maybe'"):
+        ScanObjectNNDataset(opts(root, extra={"empty_objects": "maybe"}))
+
+
+def test_h5_with_zero_rows_is_an_error(tmp_path: Path, opts: Opts) -> None:
+    root, _ = write_scanobjectnn(tmp_path / "data")
+    f = root / "main_split" / "training_objectdataset_augmentedrot_scale75.h5"
+    with h5py.File(f, "w") as h5:
+        h5["data"] = np.zeros((0, 128, 3), np.float32)
+        h5["label"] = np.zeros(0, np.int64)
+        h5["mask"] = np.zeros((0, 128), np.int64)
+    with pytest.raises(DataError, match=r"training_objectdataset_augmentedrot_scale75\.h5 holds 0 shapes"):
+        ScanObjectNNDataset(opts(root)).prepare()
+    report = verify(ScanObjectNNDataset(opts(root)), checksums=False)
+    assert [p for p in report.problems if "holds 0 shapes" in p and f.name in p]
 
 
 def test_mask_drop_needs_a_mask(tmp_path: Path, opts: Opts) -> None:
