@@ -33,7 +33,7 @@ def _positive_int(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}; omit it to use the default")
     return value
 
 
@@ -135,7 +135,7 @@ def plugin_options(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     blocked, load = [], []
     for opt in [*getattr(args, "plugin_opts_main", []), *getattr(args, "plugin_opts", [])]:
         name = opt[3:] if opt.startswith("no:") else opt
-        if not name or name.startswith("-"):
+        if not name or name.startswith("-") or ":" in name:
             raise ConfigError(f"invalid -p {opt!r}; use -p no:NAME to block a plugin or -p NAME to load one")
         (blocked if opt.startswith("no:") else load).append(name)
     return blocked, load
@@ -151,7 +151,10 @@ def _setup_logging(quiet: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``robench3d`` and ``python -m robench3d``; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage error (or --help); return its code to in-process callers
+        return int(exc.code) if isinstance(exc.code, int) else 2
     if args.version:
         from robench3d import __version__
 

@@ -100,19 +100,20 @@ class Param:
         parsed = _scalar(value, kind, where=where, spec=self)
         self._check_choice(parsed, where)
         if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
-            self._check_range(parsed, where)
+            self._check_range(parsed, where, raw=value)
         return parsed
 
     def _check_choice(self, value: Any, where: str) -> None:
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{where}: {value!r} is not valid; choose one of {', '.join(map(str, self.choices))}")
 
-    def _check_range(self, value: float, where: str) -> None:
+    def _check_range(self, value: float, where: str, raw: Any) -> None:
         low_bad = self.minimum is not None and (value <= self.minimum if self.exclusive_minimum
                                                 else value < self.minimum)
         high_bad = self.maximum is not None and value > self.maximum
         if low_bad or high_bad:
-            raise ConfigError(f"{where}: {value!r} is out of range; give {self.describe()}")
+            shown = raw if isinstance(raw, str) else repr(raw)
+            raise ConfigError(f"{where}: {shown} is out of range; give {self.describe()}")
 
 
 def _items(value: Any) -> list[Any]:

@@ -150,16 +150,15 @@ def build_plugin_manager(
         _register(pm, plugin, getattr(plugin, "__name__", None) or repr(plugin))
     if autoload is None:
         autoload = not _truthy(os.environ.get(ENV_DISABLE_AUTOLOAD))
+    wanted = list(load)
     if autoload:
         _load_entry_points(pm)
-    else:
-        wanted = list(load)
-        if wanted:
-            _load_entry_points(pm, only=set(wanted))
-            for name in wanted:
-                if not pm.has_plugin(name) and not any(b.name == name for b in pm.broken):
-                    pm.broken.append(BrokenPlugin(name, "", f"-p {name}: no installed distribution has an entry "
-                                                            f"point {name!r} in the {ENTRY_POINT_GROUP!r} group"))
+    elif wanted:
+        _load_entry_points(pm, only=set(wanted))
+    for name in wanted:
+        if not pm.has_plugin(name) and not pm.is_blocked(name) and not any(b.name == name for b in pm.broken):
+            pm.broken.append(BrokenPlugin(name, "", f"-p {name}: no installed distribution has an entry point "
+                                                    f"{name!r} in the {ENTRY_POINT_GROUP!r} group (see `pip list`)"))
     _add_plugin_kinds(pm)
     _check_unknown_hooks(pm)
     if trace is None:

@@ -243,6 +243,7 @@ def migrate(frame: pd.DataFrame, *, where: str = "leaderboard") -> tuple[pd.Data
     versions = pd.to_numeric(out["schema_version"], errors="coerce")
     if versions.isna().any():
         raise LeaderboardSchemaError(f"{where}: row(s) without a schema_version; this is not a robench3d table")
+    out["schema_version"] = versions.astype(int)
     version = int(versions.min())
     if int(versions.max()) > SCHEMA_VERSION:
         raise LeaderboardSchemaError(f"{where}: written by a newer robench3d (schema {int(versions.max())}); "
@@ -252,7 +253,7 @@ def migrate(frame: pd.DataFrame, *, where: str = "leaderboard") -> tuple[pd.Data
         if m is None or not m.additive:
             why = m.note if m is not None else "no migration is registered"
             raise LeaderboardSchemaError(f"{where}: cannot migrate schema {version} to {version + 1}: {why}")
-        mask = pd.to_numeric(out["schema_version"], errors="coerce") == version
+        mask = out["schema_version"] == version
         for col, default in m.added.items():
             if col not in out:
                 out[col] = pd.NA

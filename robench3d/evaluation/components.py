@@ -14,7 +14,7 @@ from robench3d.datasets.base import DatasetOptions, PreparedDataset
 from robench3d.errors import ConfigError, UnknownComponentError
 from robench3d.norms import Split
 from robench3d.registry import Registries, split_patterns
-from robench3d.training.backbone import TrainedBackbone, load_weights_file, train_backbone
+from robench3d.training.backbone import TrainedBackbone, check_trainable, load_weights_file, train_backbone
 
 __all__ = ["WeightsResolver", "backbone_label", "build_backbone", "check_backbone", "prepare_dataset",
            "select_attacks", "training_data"]
@@ -70,19 +70,28 @@ def backbone_label(registries: Registries, ref: str) -> str:
     return str(r) if r.tag is not None else f"{r.name}:{r.variant or spec.default_config}"
 
 
-def check_backbone(registries: Registries, ref: str, train_data: PreparedDataset | None, *,
-                   resolver: WeightsResolver | None, cache_dir: Path) -> None:
-    """Raise :class:`ConfigError` now, before any training, if ``ref`` can be neither loaded nor trained."""
+def check_backbone(registries: Registries, ref: str, train_data: PreparedDataset | None, *, config: RunConfig,
+                   resolver: WeightsResolver | None, scope: str = "backbone") -> None:
+    """Raise :class:`ConfigError` now, before any training, if ``ref`` can be neither loaded nor trained, or if
+    a ``--opt backbone.*`` / ``--opt train.*`` value is invalid for it."""
     r = parse_ref(ref, tags=True)
     spec: BackboneSpec = registries.backbones.get(r.name)
     if r.variant is not None and r.variant not in spec.configs:
         raise ConfigError(f"backbone {r.name!r} has no configuration {r.variant!r}; valid: {', '.join(spec.configs)}")
+    overrides = config.opt(scope)
+    head = str(overrides.pop("head", "linear"))
+    if head not in ("linear", "cosine"):
+        raise ConfigError(f"--opt {scope}.head={head!r} is not a head; valid: linear, cosine")
+    spec.config(r.variant or (spec.weights[r.tag].config if r.tag in spec.weights else None), overrides)
     if r.tag is not None:
-        _weights_path(spec, r, resolver, cache_dir)
-    elif train_data is None:
+        _weights_path(spec, r, resolver, config.cache_dir)
+        return
+    spec.recipe(r.variant).with_overrides(**config.opt("train"))
+    if train_data is None:
         raise ConfigError(
             f"backbone {r.name!r} must be trained but the dataset has no train split; pass pretrained weights "
             f"({r.name}.TAG) or --train-dataset/--train-data-root")
+    check_trainable(train_data, f"backbone {r.name}")
 
 
 def _weights_path(spec: BackboneSpec, r: ComponentRef, resolver: WeightsResolver | None, cache_dir: Path) -> Path:

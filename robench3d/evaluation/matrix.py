@@ -146,7 +146,6 @@ def run_matrix(
     """Run every cell of the configured matrix, writing rows into ``config.output_dir`` as they finish."""
     config.validate()
     say = progress or (lambda msg: logger.info("%s", msg))
-    check_writable(config.output_dir)
     store = ResultsStore(config.output_dir)
     result = MatrixResult(store=store)
     data = prepare_dataset(registries, config.dataset, cache_dir=config.cache_dir, root=config.data_root,
@@ -168,13 +167,17 @@ def run_matrix(
     attacks = {name: cls(config.preset, attack_opts[name], seed=config.seed) for name, cls in attack_classes.items()}
     defenses: list[Defense] = [defense_classes[r.name](r.variant, defense_opts[r.name]) for r in defense_refs]
     for bref in config.backbones:
-        check_backbone(registries, bref, train_data, resolver=resolve_weights, cache_dir=config.cache_dir)
+        check_backbone(registries, bref, train_data, config=config, resolver=resolve_weights)
+        sur = _surrogate_name(config, bref)
+        if Setting.TRANSFER in config.settings and parse_ref(sur, tags=True).name in registries.backbones:
+            check_backbone(registries, sur, train_data, config=config, resolver=resolve_weights, scope="surrogate")
     for d in defenses:
         if d.trains and train_data is None:
             raise ConfigError(f"defense {d.label!r} trains, but dataset {data.name!r} has no train split; pass "
                               "--train-dataset/--train-data-root with the data it should train on")
     labels = {bref: backbone_label(registries, bref) for bref in config.backbones}
     owner = _owner_of(registries)
+    check_writable(config.output_dir)
     say(f"dataset {data.name} ({data.version}): {n} test clouds, {data.num_classes} classes; "
         f"attacks: {', '.join(attack_names)}; settings: {', '.join(map(str, config.settings))}")
 

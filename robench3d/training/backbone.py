@@ -26,7 +26,7 @@ from robench3d.errors import ConfigError
 from robench3d.norms import Split
 from robench3d.training.trainer import Trainer, TrainerConfig
 
-__all__ = ["TrainedBackbone", "accuracy", "augment", "load_weights_file", "train_backbone"]
+__all__ = ["TrainedBackbone", "accuracy", "augment", "check_trainable", "load_weights_file", "train_backbone"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,20 @@ def load_weights_file(model: torch.nn.Module, path: Path) -> None:
         raise ConfigError(f"cannot load weights from {path}: {exc}") from exc
 
 
+def check_trainable(data: PreparedDataset, what: str) -> None:
+    """Raise :class:`ConfigError` unless ``data`` has a train split that a network with BatchNorm can train on."""
+    if not data.has(Split.TRAIN):
+        raise ConfigError(
+            f"dataset {data.name!r} has no train split, so {what!r} cannot be trained on it; use pretrained "
+            "weights (--backbone ARCH.TAG) or train on the dataset it belongs to (--train-dataset)")
+    ntrain = len(data.split(Split.TRAIN))
+    if ntrain < 2:
+        raise ConfigError(
+            f"dataset {data.name!r} has {ntrain} training cloud(s); training {what!r} needs at least 2 (batch "
+            "normalisation cannot train on batches of one cloud): add training data or lower "
+            "--opt dataset.val_fraction")
+
+
 def train_backbone(
     spec: BackboneSpec,
     data: PreparedDataset,
@@ -116,11 +130,7 @@ def train_backbone(
     variant = variant or spec.default_config
     cfg = spec.config(variant, overrides)
     recipe = spec.recipe(variant).with_overrides(**dict(recipe_overrides or {}))
-    if not data.has(Split.TRAIN):
-        raise ConfigError(
-            f"dataset {data.name!r} has no train split, so backbone {spec.name!r} cannot be trained on it; "
-            "use pretrained weights (--backbone ARCH.TAG) or train on the dataset it belongs to"
-        )
+    check_trainable(data, f"backbone {spec.name}")
     key_src = {"arch": spec.name, "variant": variant, "config": cfg, "recipe": dataclasses.asdict(recipe),
                "head": head, "class_embeddings": class_embeddings_source, "dataset": data.name,
                "dataset_version": data.version, "seed": seed, "code": TRAIN_CODE_VERSION}
