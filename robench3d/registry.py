@@ -17,9 +17,14 @@ from typing import Any, Generic, TypeVar
 
 from robench3d.errors import ConfigError, DuplicateComponentError, UnknownComponentError
 
-__all__ = ["BUILTIN_KINDS", "ComponentKind", "Registries", "Registry", "natural_key", "split_patterns"]
+__all__ = ["BUILTIN_KINDS", "ComponentKind", "Registries", "Registry", "article", "natural_key", "split_patterns"]
 
 T = TypeVar("T")
+
+
+def article(noun: str) -> str:
+    """``a`` or ``an`` for a noun in a generated message ("an attack", "a defense")."""
+    return "an" if noun[:1].lower() in "aeiou" else "a"
 
 
 def natural_key(name: str) -> list[Any]:
@@ -82,7 +87,8 @@ class Registry(Generic[T]):
         """Register ``obj`` under ``name``; a name registered twice is an error naming both plugins."""
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_.\-]*", name):
             raise ConfigError(
-                f"plugin {plugin!r} registered a {self.kind.noun} with invalid name {name!r}; names are lower "
+                f"plugin {plugin!r} registered {article(self.kind.noun)} {self.kind.noun} with invalid name {name!r}; "
+                "names are lower "
                 "case letters, digits, '_', '-' and '.'"
             )
         if name in self._items:

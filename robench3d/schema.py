@@ -215,7 +215,7 @@ def _validate_row(r: pd.Series, i: int, where: str) -> None:
         raise _fail(where, i, "a measured row carries reported_* numbers; those belong to reported rows")
     if status != "ok":
         if has_numbers:
-            raise _fail(where, i, f"a {status} row carries numbers in {has_numbers}; only ok rows have results")
+            raise _fail(where, i, f"the {status} row carries numbers in {has_numbers}; only ok rows have results")
         return
     if pd.isna(r["clean_acc"]) or pd.isna(r["robust_acc"]):
         raise _fail(where, i, "an ok row needs clean_acc and robust_acc")

@@ -7,6 +7,7 @@ catch-all wrapper of Python's own exception text must not pass (no exception cla
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,7 @@ def test_bad_option_is_a_clear_error(argv: list[str], needles: list[str], tmp_pa
         assert needle in text, f"{needle!r} missing from: {text}"
     for raw in RAW_PYTHON:
         assert raw not in text, f"raw Python error text {raw!r} in: {text}"
+    assert not re.search(r"\ba (attack|option|error|integer|element)\b", text), text  # "an attack", never "a attack"
     assert not (tmp_path / "out" / "results.csv").exists()  # nothing was trained or written
 
 

@@ -37,7 +37,7 @@ def test_a_valid_table_passes() -> None:
     (_row(robust_acc=0.95, robust_acc_ci_high=0.99, clean_acc=1.2), "must be a fraction in [0, 1]"),
     (_row(robust_acc_ci_low=0.8), "outside its interval"),
     (_row(status="done"), "status 'done' is not one of ok, skipped, error"),
-    (_row(status="skipped"), "a skipped row carries numbers"),
+    (_row(status="skipped"), "the skipped row carries numbers"),
     (_row(status="error", robust_acc=None, robust_acc_ci_low=None, robust_acc_ci_high=None), "carries numbers"),
     (_row(robust_acc=None), "needs clean_acc and robust_acc"),
     (_row(source="paper"), "must be 'measured' or 'reported: <paper, table>'"),

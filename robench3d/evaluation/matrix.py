@@ -45,7 +45,7 @@ from robench3d.evaluation.components import (
 from robench3d.evaluation.masking import SANITY_PARAMS, flag_unreliable
 from robench3d.evaluation.results import ResultsStore
 from robench3d.norms import Setting, Split
-from robench3d.registry import Registries
+from robench3d.registry import Registries, article
 from robench3d.schema import normalize
 from robench3d.training.backbone import TrainedBackbone
 
@@ -91,7 +91,7 @@ def scoped_overrides(opts: Mapping[str, Any], components: Mapping[str, Collectio
         target, dot, param = key.rpartition(".")
         if dot:
             if target not in components:
-                raise ConfigError(f"--opt {scope}.{key}: {target!r} is not {_article(scope)} {scope} of this run "
+                raise ConfigError(f"--opt {scope}.{key}: {target!r} is not {article(scope)} {scope} of this run "
                                   f"(this run has: {', '.join(components) or 'none'})")
             if param not in components[target]:
                 raise ConfigError(f"--opt {scope}.{key}: {scope} {target!r} has no parameter {param!r}; valid: "
@@ -105,10 +105,6 @@ def scoped_overrides(opts: Mapping[str, Any], components: Mapping[str, Collectio
         for name in hits:
             out[name][key] = value
     return out
-
-
-def _article(noun: str) -> str:
-    return "an" if noun[:1] in "aeiou" else "a"
 
 
 def _preset_params(attack_cls: type[Attack], preset: str) -> Collection[str]:
