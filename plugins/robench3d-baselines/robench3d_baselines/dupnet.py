@@ -1,7 +1,8 @@
 """``dupnet``: DUP-Net, statistical outlier removal followed by a PU-Net upsampler trained here.
 
-Pipeline (protocol.md section 5): SOR (k = 2, alpha = 1.1) -> resample each cloud to the upsampler's input size
--> PU-Net x r -> the unchanged backbone.
+Pipeline (protocol.md section 5): SOR (k = 2, alpha = 1.1, mean *squared* k-NN distances as IF-Defense's code:
+see :mod:`.sor`; ``sor_squared = false`` gives the Euclidean form of the DUP-Net paper's text) -> resample each
+cloud to the upsampler's input size -> PU-Net x r -> the unchanged backbone.
 
 * *Resampling* is deterministic: farthest point sampling among the kept points when there are more than needed,
   and the kept points in farthest-point order repeated cyclically when there are fewer (padding by duplication,
@@ -62,8 +63,8 @@ logger = logging.getLogger(__name__)
 #: Noise levels tried for the duplicate-and-jitter reference (the best one on val is reported).
 JITTER_SIGMAS = (0.0, 0.0025, 0.005, 0.01, 0.02, 0.04)
 
-_COMMON: dict[str, Any] = {"sor_k": 2, "sor_alpha": 1.1, "up_ratio": 4, "repulsion_weight": 0.01,
-                           "repulsion_h": 1.0, "val_limit": 100, "eval_batch": 32}
+_COMMON: dict[str, Any] = {"sor_k": 2, "sor_alpha": 1.1, "sor_squared": True, "up_ratio": 4,
+                           "repulsion_weight": 0.01, "repulsion_h": 1.0, "val_limit": 100, "eval_batch": 32}
 
 
 class UpsampleThenClassify(nn.Module):
@@ -98,8 +99,8 @@ class DUPNet(Defense):
         "paper": {**_COMMON, "in_fraction": 1.0, "arch": "paper", "epochs": 100, "batch_size": 16, "lr": 1e-3,
                   "max_train": 0, "val_limit": 0},
     }
-    description: ClassVar[str] = ("DUP-Net: SOR(k=2, alpha=1.1) + a PU-Net x4 upsampler trained on the train split "
-                                  "(cpu: N/4 -> N; paper: N -> 4N); BPDA through SOR in the adaptive setting")
+    description: ClassVar[str] = ("DUP-Net: SOR(k=2, alpha=1.1, squared) + a PU-Net x4 upsampler trained on the train "
+                                  "split (cpu: N/4 -> N; paper: N -> 4N); BPDA through SOR in the adaptive setting")
     references: ClassVar[str] = "DUP-Net, Zhou et al. ICCV 2019, arXiv:1812.11017; PU-Net, arXiv:1801.06761"
 
     def input_points(self, num_points: int) -> int:
@@ -116,7 +117,8 @@ class DUPNet(Defense):
 
     def select(self, points: torch.Tensor) -> torch.Tensor:
         """The input points :meth:`transform` picks. Shape: (B, N, 3) -> (B, M) long."""
-        mask = sor_mask(points, int(self.params["sor_k"]), float(self.params["sor_alpha"]))
+        mask = sor_mask(points, int(self.params["sor_k"]), float(self.params["sor_alpha"]),
+                        squared=bool(self.params["sor_squared"]))
         return farthest_point_resample(points, self.input_points(points.shape[1]), mask)
 
     def build(self, ctx: DefenseContext) -> DefendedModel:

@@ -46,8 +46,11 @@ def test_flags_variants_and_docs(registries: Registries, name: str) -> None:
 
 def test_named_variants_and_overrides(registries: Registries) -> None:
     sor = registries.defenses.get("sor")
-    assert sor("mrpd").params == {"k": 16, "alpha": 1.0, "squared": False}
-    assert sor("mrpd").label == "sor:mrpd"
+    assert sor().params == {"k": 2, "alpha": 1.1, "squared": True}  # IF-Defense's code: squared distances
+    assert sor("mrpd").params == {"k": 16, "alpha": 1.0, "squared": True}
+    assert sor("euclidean").params == {"k": 2, "alpha": 1.1, "squared": False}
+    assert sor("mrpd").label == "sor:mrpd" and sor("euclidean").label == "sor:euclidean"
+    assert registries.defenses.get("dupnet")().params["sor_squared"] is True
     assert registries.defenses.get("dupnet")("cpu", {"epochs": 2}).label == "dupnet+custom"
     with pytest.raises(ConfigError, match="no parameter"):
         registries.defenses.get("adv_train")(None, {"epsilon": 0.1})

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from robench3d_baselines._pointops import chamfer, farthest_point_resample, keep_and_pad
+from robench3d_baselines.dupnet import DUPNet
 from robench3d_baselines.sor import StatisticalOutlierRemoval, sor_mask, sor_mask_reference
 from robench3d_baselines.srs import SimpleRandomSampling
 
@@ -25,7 +26,7 @@ def _only_input_points(out: torch.Tensor, inp: torch.Tensor) -> bool:
 
 
 @pytest.mark.parametrize("defense", [SimpleRandomSampling(), StatisticalOutlierRemoval(),
-                                     StatisticalOutlierRemoval("mrpd")])
+                                     StatisticalOutlierRemoval("mrpd"), StatisticalOutlierRemoval("euclidean")])
 def test_transform_keeps_shape_and_outputs_input_points(defense: SimpleRandomSampling) -> None:
     x = _clouds()
     out = defense.transform(x)
@@ -58,7 +59,8 @@ def test_sor_removes_an_obvious_outlier() -> None:
     assert out.shape == x.shape and not bool((out[0] == x[0, 17]).all(dim=1).any())
 
 
-@pytest.mark.parametrize(("k", "alpha", "squared"), [(2, 1.1, False), (16, 1.0, False), (2, 1.1, True)])
+@pytest.mark.parametrize(("k", "alpha", "squared"), [(2, 1.1, True), (16, 1.0, True), (2, 1.1, False),
+                                                     (16, 1.0, False)])
 @pytest.mark.parametrize("backend", ["torch", "kdtree"])
 def test_sor_backends_match_the_ckdtree_reference(k: int, alpha: float, squared: bool, backend: str) -> None:
     x = _clouds(b=6, n=300, seed=1)
@@ -67,6 +69,58 @@ def test_sor_backends_match_the_ckdtree_reference(k: int, alpha: float, squared:
     want = sor_mask_reference(x.numpy(), k, alpha, squared=squared)
     assert np.array_equal(got, want)
     assert not want.all()
+
+
+#: Seven points on the x axis (hand-checkable; the two SOR definitions disagree about x = 9).
+LINE = (0.0, 1.0, 2.0, 3.0, 4.0, 9.0, 10.0)
+
+
+def _if_defense_sor(points: np.ndarray, k: int, alpha: float, squared: bool) -> np.ndarray:
+    """SOR as IF-Defense's code defines it, written out from the definition with a dense distance matrix.
+
+    (B, N, 3) -> (B, N) bool: per point, the mean of its k smallest squared distances to the other points (of the
+    distances when not ``squared``); kept where <= mean + alpha * unbiased std over the cloud.
+    """
+    diff = points[:, :, None, :] - points[:, None, :, :]
+    d2 = (diff**2).sum(-1)
+    near = np.sort(d2, axis=2)[:, :, 1 : k + 1]  # column 0: the point itself
+    score = (near if squared else np.sqrt(near)).mean(axis=2)
+    threshold = score.mean(axis=1, keepdims=True) + alpha * score.std(axis=1, ddof=1, keepdims=True)
+    return score <= threshold
+
+
+def test_default_sor_averages_squared_distances_as_if_defense() -> None:
+    """By hand, k = 2, alpha = 1.1 on x = 0, 1, 2, 3, 4, 9, 10.
+
+    Squared: scores 2.5, 1, 1, 1, 2.5, 13, 18.5; mean 5.643, std 7.116, threshold 13.47: only x = 10 goes.
+    Euclidean: scores 1.5, 1, 1, 1, 1.5, 3, 3.5; mean 1.786, std 1.035, threshold 2.92: x = 9 and x = 10 go.
+    """
+    x = torch.tensor([[[v, 0.0, 0.0] for v in LINE]])
+    squared = np.array([[True] * 6 + [False]])
+    euclidean = np.array([[True] * 5 + [False] * 2])
+    assert np.array_equal(_if_defense_sor(x.double().numpy(), 2, 1.1, squared=True), squared)
+    assert np.array_equal(_if_defense_sor(x.double().numpy(), 2, 1.1, squared=False), euclidean)
+    for backend in ("torch", "kdtree"):
+        assert np.array_equal(sor_mask(x, 2, 1.1, backend=backend).numpy(), squared)  # the function default too
+    assert np.array_equal(sor_mask_reference(x.numpy(), 2, 1.1), squared)
+    assert np.array_equal(StatisticalOutlierRemoval().mask(x).numpy(), squared)
+    assert np.array_equal(StatisticalOutlierRemoval("euclidean").mask(x).numpy(), euclidean)
+    assert np.array_equal(StatisticalOutlierRemoval(overrides={"squared": False}).mask(x).numpy(), euclidean)
+    # The default's output keeps x = 9 (padded back to 7 points by repeating the kept ones).
+    assert sorted(set(StatisticalOutlierRemoval().transform(x)[0, :, 0].tolist())) == list(LINE[:6])
+
+
+def test_sor_mrpd_and_dupnet_use_the_squared_definition_too() -> None:
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(3, 200, 3, generator=g) ** 3  # skewed spacing: the two definitions disagree on some points
+    want = _if_defense_sor(x.double().numpy(), 16, 1.0, squared=True)
+    assert np.array_equal(StatisticalOutlierRemoval("mrpd").mask(x).numpy(), want)
+    assert not np.array_equal(want, _if_defense_sor(x.double().numpy(), 16, 1.0, squared=False))
+    # DUP-Net's SOR stage, with the upsampler input at N (in_fraction 1): it picks exactly the kept points.
+    line = torch.tensor([[[v, 0.0, 0.0] for v in LINE]])
+    for overrides, kept in (({}, set(range(6))), ({"sor_squared": False}, set(range(5)))):
+        dup = DUPNet("cpu", {"in_fraction": 1.0, **overrides})
+        assert set(dup.select(line)[0].tolist()) == kept
 
 
 def test_sor_rejects_bad_k() -> None:
@@ -107,7 +161,7 @@ class _SumPool(torch.nn.Module):
 
 
 @pytest.mark.parametrize("defense", [SimpleRandomSampling(), StatisticalOutlierRemoval(),
-                                     StatisticalOutlierRemoval("mrpd")])
+                                     StatisticalOutlierRemoval("mrpd"), StatisticalOutlierRemoval("euclidean")])
 def test_select_matches_transform_and_gives_the_nearest_input_bpda_gradient(defense: SimpleRandomSampling) -> None:
     from robench3d.defenses.base import DefendedModel
     from robench3d.evaluation.victims import BPDAVictim
