@@ -49,6 +49,7 @@ from robench3d import (
     TrainerConfig,
     TrainRecipe,
 )
+from robench3d.params import Param
 from robench3d.training.backbone import augment
 from robench3d_baselines._artifacts import Artifact, progress_of
 from robench3d_baselines._data import epoch_batches, subset_indices
@@ -59,6 +60,22 @@ logger = logging.getLogger(__name__)
 
 _PGD: dict[str, Any] = {"eps": 0.05, "step": 0.01, "steps": 7, "random_start": True}
 
+#: Ranges and choices of the parameters (checked before any training).
+PARAM_SPECS: dict[str, Param] = {
+    "eps": Param(float, minimum=0, help="linf budget of the training attack"),
+    "step": Param(float, minimum=0, exclusive_minimum=True, help="PGD step size"),
+    "steps": Param(int, minimum=1, help="PGD iterations per training batch"),
+    "random_start": Param(bool),
+    "epochs": Param(int, minimum=1),
+    "lr": Param(float, minimum=0, exclusive_minimum=True),
+    "batch_size": Param(int, minimum=1),
+    "num_points": Param(int, minimum=0, help="points per training cloud (0 = N)"),
+    "max_train": Param(int, minimum=0, help="training clouds (0 = the whole training split)"),
+    "val_limit": Param(int, minimum=0, help="val clouds for selection (0 = all)"),
+    "init": Param(str, choices=("base", "scratch"), help="start from the base weights or from scratch"),
+    "select": Param(str, choices=("mean", "robust"), help="keep the epoch of best mean(clean, robust) or robust"),
+}
+
 
 class AdversarialTraining(Defense):
     """PGD-7 (linf 0.05) adversarial training of a copy of the whole backbone, clean and adversarial mixed.
@@ -66,7 +83,7 @@ class AdversarialTraining(Defense):
     Args:
         variant: ``cpu`` (default: fine-tune the base weights for 3 epochs on 600 training clouds of 512 points)
             or ``paper`` (from scratch, 200 epochs on the whole training split at full N).
-        overrides: any key of the variant (``--opt defense.epochs=...``).
+        overrides: any key of the variant (``--opt defense.epochs=...``), within :data:`PARAM_SPECS`.
     """
 
     name: ClassVar[str] = "adv_train"
@@ -79,6 +96,7 @@ class AdversarialTraining(Defense):
         "paper": {**_PGD, "epochs": 200, "lr": 1e-3, "batch_size": 32, "num_points": 0, "max_train": 0,
                   "val_limit": 0, "init": "scratch", "select": "mean"},
     }
+    param_specs: ClassVar[dict[str, Param]] = PARAM_SPECS
     description: ClassVar[str] = ("PGD adversarial training of the whole backbone (linf 0.05, step 0.01, 7 steps, "
                                   "random start; clean + adversarial batches); cpu: fine-tunes the base weights")
     references: ClassVar[str] = "Madry et al. 2018, arXiv:1706.06083; ModelNet40-C, arXiv:2201.12296"

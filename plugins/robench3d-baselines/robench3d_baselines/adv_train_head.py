@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from robench3d import Backbone, ConfigError, DefenseContext
-from robench3d_baselines.adv_train import AdversarialTraining
+from robench3d.params import Param
+from robench3d_baselines.adv_train import PARAM_SPECS, AdversarialTraining
 
 __all__ = ["HeadAdversarialTraining"]
 
@@ -42,13 +43,19 @@ class HeadAdversarialTraining(AdversarialTraining):
     Args:
         variant: ``cpu`` (default: 3 epochs on 600 training clouds of 512 points) or ``paper`` (50 epochs on the
             whole training split at full N).
-        overrides: any key of the variant (``--opt defense.epochs=...``).
+        overrides: any key of the variant (``--opt defense.epochs=...``); ``init`` must stay ``base`` (the frozen
+            backbone is the base model), ``head_init`` is ``base`` or ``random``.
     """
 
     name: ClassVar[str] = "adv_train.head"
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "cpu": {**AdversarialTraining.variants["cpu"], "lr": 2e-3, "head_init": "base"},
         "paper": {**AdversarialTraining.variants["paper"], "epochs": 50, "init": "base", "head_init": "base"},
+    }
+    param_specs: ClassVar[dict[str, Param]] = {
+        **PARAM_SPECS,
+        "init": Param(str, choices=("base",), help="the frozen backbone is the base model's"),
+        "head_init": Param(str, choices=("base", "random"), help="start the head from the base head's weights"),
     }
     description: ClassVar[str] = ("adversarial training (PGD-7, linf 0.05) of only a linear class head on the frozen "
                                   "backbone: our reading of the MRPD paper's 'Adv Training' row (+C x D + C params)")

@@ -49,11 +49,12 @@ from robench3d import (
     TrainerConfig,
     TrainRecipe,
 )
+from robench3d.params import Param
 from robench3d.training.backbone import augment
 from robench3d_baselines._artifacts import Artifact, progress_of
 from robench3d_baselines._data import epoch_batches, subset_indices
 from robench3d_baselines._pointops import chamfer, farthest_point_resample, gather_points
-from robench3d_baselines.pu_net import PUNet, build_pu_net, mean_spacing, upsampling_loss
+from robench3d_baselines.pu_net import PU_NET_CONFIGS, PUNet, build_pu_net, mean_spacing, upsampling_loss
 from robench3d_baselines.sor import sor_mask
 
 __all__ = ["DUPNet", "UpsampleThenClassify"]
@@ -65,6 +66,26 @@ JITTER_SIGMAS = (0.0, 0.0025, 0.005, 0.01, 0.02, 0.04)
 
 _COMMON: dict[str, Any] = {"sor_k": 2, "sor_alpha": 1.1, "sor_squared": True, "up_ratio": 4,
                            "repulsion_weight": 0.01, "repulsion_h": 1.0, "val_limit": 100, "eval_batch": 32}
+
+#: Ranges and choices of the parameters (checked before any training).
+PARAM_SPECS: dict[str, Param] = {
+    "sor_k": Param(int, minimum=1, help="SOR neighbours per point"),
+    "sor_alpha": Param(float, minimum=0, help="SOR threshold: mean + alpha * std"),
+    "sor_squared": Param(bool, help="SOR on squared k-NN distances (IF-Defense's code) instead of Euclidean"),
+    "up_ratio": Param(int, minimum=1, help="upsampling ratio r"),
+    "repulsion_weight": Param(float, minimum=0, help="weight of PU-Net's repulsion term"),
+    "repulsion_h": Param(float, minimum=0, exclusive_minimum=True,
+                         help="repulsion radius, in units of the target spacing"),
+    "val_limit": Param(int, minimum=0, help="val clouds for selection (0 = all)"),
+    "eval_batch": Param(int, minimum=1, help="batch size of the val Chamfer evaluation"),
+    "in_fraction": Param(float, minimum=0, exclusive_minimum=True, maximum=1,
+                         help="upsampler input size as a fraction of N"),
+    "arch": Param(str, choices=tuple(PU_NET_CONFIGS), help="PU-Net size"),
+    "epochs": Param(int, minimum=1),
+    "batch_size": Param(int, minimum=1),
+    "lr": Param(float, minimum=0, exclusive_minimum=True),
+    "max_train": Param(int, minimum=0, help="training clouds (0 = the whole training split)"),
+}
 
 
 class UpsampleThenClassify(nn.Module):
@@ -86,7 +107,7 @@ class DUPNet(Defense):
     Args:
         variant: ``cpu`` (default: N/4 -> N, a 0.1 M-parameter upsampler, 6 epochs on 600 training clouds) or
             ``paper`` (N -> 4N, PU-Net's widths, 100 epochs on the whole training split).
-        overrides: any key of the variant (``--opt defense.epochs=...``).
+        overrides: any key of the variant (``--opt defense.epochs=...``), within :data:`PARAM_SPECS`.
     """
 
     name: ClassVar[str] = "dupnet"
@@ -99,6 +120,7 @@ class DUPNet(Defense):
         "paper": {**_COMMON, "in_fraction": 1.0, "arch": "paper", "epochs": 100, "batch_size": 16, "lr": 1e-3,
                   "max_train": 0, "val_limit": 0},
     }
+    param_specs: ClassVar[dict[str, Param]] = PARAM_SPECS
     description: ClassVar[str] = ("DUP-Net: SOR(k=2, alpha=1.1, squared) + a PU-Net x4 upsampler trained on the train "
                                   "split (cpu: N/4 -> N; paper: N -> 4N); BPDA through SOR in the adaptive setting")
     references: ClassVar[str] = "DUP-Net, Zhou et al. ICCV 2019, arXiv:1812.11017; PU-Net, arXiv:1801.06761"

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from robench3d import ConfigError, PreprocessingDefense
+from robench3d.params import Param
 from robench3d_baselines._pointops import keep_and_pad, keep_and_pad_indices
 
 __all__ = ["StatisticalOutlierRemoval", "knn_mean_distance", "sor_mask", "sor_mask_reference"]
@@ -146,6 +147,11 @@ class StatisticalOutlierRemoval(PreprocessingDefense):
         "default": {"k": 2, "alpha": 1.1, "squared": True},
         "mrpd": {"k": 16, "alpha": 1.0, "squared": True},
         "euclidean": {"k": 2, "alpha": 1.1, "squared": False},
+    }
+    param_specs: ClassVar[dict[str, Param]] = {
+        "k": Param(int, minimum=1, help="neighbours per point (must also be < N)"),
+        "alpha": Param(float, minimum=0, help="threshold: mean + alpha * std of the per-point k-NN distances"),
+        "squared": Param(bool, help="average squared distances (IF-Defense's code) instead of Euclidean ones"),
     }
     differentiable: ClassVar[bool] = False
     randomized: ClassVar[bool] = False

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import torch
 
 from robench3d import ConfigError, PreprocessingDefense
+from robench3d.params import Param
 
 __all__ = ["SimpleRandomSampling", "random_subset", "random_subset_indices"]
 
@@ -64,11 +65,15 @@ class SimpleRandomSampling(PreprocessingDefense):
 
     Args:
         variant: ``default`` (drop 500, scale_with_n True).
-        overrides: ``drop`` (int), ``scale_with_n`` (bool).
+        overrides: ``drop`` (int >= 0, and < N once scaled), ``scale_with_n`` (bool).
     """
 
     name: ClassVar[str] = "srs"
     variants: ClassVar[dict[str, dict[str, Any]]] = {"default": {"drop": 500, "scale_with_n": True}}
+    param_specs: ClassVar[dict[str, Param]] = {
+        "drop": Param(int, minimum=0, help=f"points dropped (of {REFERENCE_N} when scale_with_n)"),
+        "scale_with_n": Param(bool, help=f"read drop as out of {REFERENCE_N} points and scale it to N"),
+    }
     differentiable: ClassVar[bool] = False
     randomized: ClassVar[bool] = True
     description: ClassVar[str] = ("simple random sampling: drop 500 of 1024 points at random (scaled to N), pad by "
