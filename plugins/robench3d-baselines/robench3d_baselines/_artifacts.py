@@ -3,6 +3,11 @@
 Layout: ``<cache>/defenses/<defense>/<key>/`` where ``key`` hashes the full configuration that determines the
 weights (parameters, dataset name + version, seed, base backbone where it matters, code version). An interrupted
 training resumes from ``checkpoint.pt`` in the same folder (the shared Trainer loads it with ``weights_only``).
+
+The sidecar keeps ``train_seconds``, the wall time of the defense's own training as measured when it was trained
+(:meth:`Artifact.save` requires it), so a run that loads the cached weights reports the same number
+(:func:`train_seconds_of`) instead of zero or the few milliseconds the load took. A training resumed from a
+checkpoint records the time of the run that finished it (its sidecar's ``resumed_from_epoch`` says so).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from torch import nn
 from robench3d import ConfigError, DefenseContext
 from robench3d.cache import file_sha256, read_json, stable_hash, write_json
 
-__all__ = ["CODE_VERSION", "Artifact", "progress_of"]
+__all__ = ["CODE_VERSION", "Artifact", "progress_of", "train_seconds_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +35,12 @@ def progress_of(ctx: DefenseContext, prefix: str) -> Callable[[str], None]:
     """A one-line progress callback: the run's (the CLI prints it), else the log."""
     say = ctx.progress or (lambda msg: logger.info("%s", msg))
     return lambda msg: say(f"{prefix}: {msg}")
+
+
+def train_seconds_of(info: Mapping[str, Any]) -> float | None:
+    """The training wall time a sidecar recorded (``None`` for one written without it)."""
+    value = info.get("train_seconds")
+    return None if value is None else float(value)
 
 
 @dataclass
@@ -75,14 +86,20 @@ class Artifact:
         info: dict[str, Any] = read_json(self.sidecar)
         return info
 
-    def save(self, module: nn.Module, info: Mapping[str, Any], summary: str) -> dict[str, Any]:
-        """Store ``module``'s weights with ``info``; ``summary`` starts the one-line provenance string."""
+    def save(self, module: nn.Module, info: Mapping[str, Any], summary: str, *, train_seconds: float
+             ) -> dict[str, Any]:
+        """Store ``module``'s weights with ``info``; ``summary`` starts the one-line provenance string.
+
+        ``train_seconds`` (the wall time of the training that produced the weights) goes into the sidecar, where
+        cached loads read it back.
+        """
         from safetensors.torch import save_file
 
         self.directory.mkdir(parents=True, exist_ok=True)
         save_file({k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}, str(self.weights))
         digest = file_sha256(self.weights)
-        out = {**info, "key": self.key_source, "cache_key": self.key, "sha256": digest,
+        out = {**info, "train_seconds": round(float(train_seconds), 2), "key": self.key_source,
+               "cache_key": self.key, "sha256": digest,
                "provenance": f"{summary}, sha256:{digest[:12]}"}
         write_json(self.sidecar, out)
         if self.checkpoint.exists():

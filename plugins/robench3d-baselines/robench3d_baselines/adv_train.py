@@ -16,7 +16,11 @@ the two is kept (``select = robust`` keeps the best robust accuracy instead). Th
 measured first and recorded with the history in the provenance.
 
 Flags: no preprocessing, so the adaptive setting attacks the trained model with plain gradients
-(``differentiable = True``, ``randomized = False``). ``extra_params`` is 0: the weights change, none are added.
+(``differentiable = True``, ``randomized = False``). Parameter counts: ``extra_params`` is 0 (the weights change,
+none are added: inference runs a model of the backbone's size) and ``trainable_params`` is the whole backbone's
+parameter count (every weight is trained). ``train_seconds`` is the wall time of this training (the base model's
+val measurement, the epochs and their val selection), kept in the artifact's sidecar so that a cached load reports
+the number measured when it was trained.
 
 References:
     Madry et al. Towards Deep Learning Models Resistant to Adversarial Attacks. arXiv:1706.06083.
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 import zlib
 from typing import Any, ClassVar
 
@@ -49,9 +54,10 @@ from robench3d import (
     TrainerConfig,
     TrainRecipe,
 )
+from robench3d.defenses.base import count_params
 from robench3d.params import Param
 from robench3d.training.backbone import augment
-from robench3d_baselines._artifacts import Artifact, progress_of
+from robench3d_baselines._artifacts import Artifact, progress_of, train_seconds_of
 from robench3d_baselines._data import epoch_batches, subset_indices
 
 __all__ = ["AdversarialTraining"]
@@ -105,8 +111,8 @@ class AdversarialTraining(Defense):
     trained_part: ClassVar[str] = "whole backbone"
 
     # -- what is trained (overridden by adv_train.head) ------------------------------------------------------------
-    def prepare_model(self, model: Backbone, ctx: DefenseContext) -> tuple[list[nn.Module | nn.Parameter], int]:
-        """Make ``model`` (a copy of the base) ready to train: return (frozen parts, parameters added)."""
+    def prepare_model(self, model: Backbone, ctx: DefenseContext) -> list[nn.Module | nn.Parameter]:
+        """Make ``model`` (a copy of the base) ready to train: return its frozen parts (none here)."""
         if self.params["init"] == "scratch":
             try:
                 model.load_state_dict(_fresh_backbone(ctx).state_dict())
@@ -115,12 +121,12 @@ class AdversarialTraining(Defense):
                                   "use --opt defense.init=base") from exc
         elif self.params["init"] != "base":
             raise ConfigError(f"adv_train init={self.params['init']!r} is not valid; use 'base' or 'scratch'")
-        return [], 0
+        return []
 
     def build(self, ctx: DefenseContext) -> DefendedModel:
         """Load the cached adversarially trained copy of ``ctx.backbone``, or train and cache it."""
         model = copy.deepcopy(ctx.backbone).to(ctx.device)  # never train the base model itself
-        frozen, extra = self.prepare_model(model, ctx)
+        frozen = self.prepare_model(model, ctx)
         art = Artifact.for_config(ctx, self.name, {"params": self.params, "backbone": ctx.backbone_name,
                                                    "backbone_provenance": ctx.backbone_provenance})
         info = art.load(model)
@@ -131,7 +137,8 @@ class AdversarialTraining(Defense):
         model.eval()
         keep = ("provenance", "cache_key", "trained", "selection", "base_val_clean", "base_val_robust",
                 "val_clean", "val_robust", "best_epoch")
-        return DefendedModel(model, extra_params=extra,
+        return DefendedModel(model, extra_params=max(count_params(model) - count_params(ctx.backbone), 0),
+                             trainable_params=_trainable_count(model, frozen), train_seconds=train_seconds_of(info),
                              provenance={"defense": self.label, **{k: info[k] for k in keep if k in info}})
 
     # -- training -------------------------------------------------------------------------------------------------
@@ -162,6 +169,7 @@ class AdversarialTraining(Defense):
 
     def _train(self, model: Backbone, frozen: list[nn.Module | nn.Parameter], ctx: DefenseContext,
                art: Artifact) -> dict[str, Any]:
+        t0 = time.perf_counter()
         p = self.params
         say = progress_of(ctx, f"train {self.name} ({self.trained_part}) on {ctx.dataset.name}")
         if p["select"] not in ("mean", "robust"):
@@ -207,10 +215,17 @@ class AdversarialTraining(Defense):
                 f"epoch {result.best_epoch}", "base_val_clean": base_clean, "base_val_robust": base_robust,
                 "val_clean": best.get("val_clean"), "val_robust": best.get("val_robust"),
                 "best_epoch": result.best_epoch, "history": result.history, "train_clouds": ntrain,
-                "train_seconds": round(result.seconds, 1), "params": dict(p), "base": ctx.backbone_provenance}
+                "fit_seconds": round(result.seconds, 1), "resumed_from_epoch": result.resumed_from_epoch,
+                "params": dict(p), "base": ctx.backbone_provenance}
         summary = (f"{self.name} ({self.trained_part}) trained here from {ctx.backbone_name} on "
                    f"{ctx.dataset.name}@{ctx.dataset.version} seed {ctx.seed}, {info['selection']}")
-        return art.save(model, info, summary)
+        return art.save(model, info, summary, train_seconds=time.perf_counter() - t0)
+
+
+def _trainable_count(model: nn.Module, frozen: list[nn.Module | nn.Parameter]) -> int:
+    """Parameters of ``model`` outside ``frozen`` (what the Trainer updates), shared tensors counted once."""
+    held = {id(q) for f in frozen for q in ([f] if isinstance(f, nn.Parameter) else f.parameters())}
+    return sum(q.numel() for q in {id(q): q for q in model.parameters()}.values() if id(q) not in held)
 
 
 def _fresh_backbone(ctx: DefenseContext) -> Backbone:

@@ -11,7 +11,13 @@ Robustness a frozen, non-robust feature extractor can gain this way is limited; 
 setting can be compared with full adversarial training (``adv_train``) under one protocol.
 
 Flags: ``differentiable = True``, ``randomized = False`` (plain gradients in the adaptive setting).
-``extra_params`` = C x D + C, the new head.
+
+Parameter counts: ``trainable_params`` = C x D + C, the new head (the only part trained). ``extra_params`` = 0 for
+a backbone with a linear head, because the new head *replaces* the backbone's own head of the same size: inference
+runs exactly as many parameters as the undefended backbone (in general it is the defended model's count minus the
+backbone's, floored at 0, e.g. C x D + C over a cosine head without parameters). The MRPD paper's table prints
+C x 1024 as this row's +Params, i.e. it counts the trained head as added; our ``trainable_params`` column is the
+number to compare with it. ``train_seconds``: the head's training, as :mod:`.adv_train`.
 
 References:
     MRPD paper, "Adv Training" row (setting inferred from its +Params column); Madry et al. arXiv:1706.06083.
@@ -58,11 +64,12 @@ class HeadAdversarialTraining(AdversarialTraining):
         "head_init": Param(str, choices=("base", "random"), help="start the head from the base head's weights"),
     }
     description: ClassVar[str] = ("adversarial training (PGD-7, linf 0.05) of only a linear class head on the frozen "
-                                  "backbone: our reading of the MRPD paper's 'Adv Training' row (+C x D + C params)")
+                                  "backbone: our reading of the MRPD paper's 'Adv Training' row (trains C x D + C "
+                                  "params)")
     references: ClassVar[str] = "MRPD paper (Adv Training row, inferred); Madry et al. 2018, arXiv:1706.06083"
     trained_part: ClassVar[str] = "class head only, frozen backbone (our reading of the MRPD paper's Adv Training)"
 
-    def prepare_model(self, model: Backbone, ctx: DefenseContext) -> tuple[list[nn.Module | nn.Parameter], int]:
+    def prepare_model(self, model: Backbone, ctx: DefenseContext) -> list[nn.Module | nn.Parameter]:
         """Swap in a linear head (initialised from the base head when it is linear) and freeze everything else."""
         if self.params["init"] != "base":
             raise ConfigError(f"adv_train.head trains a head on the frozen base backbone; init must be 'base', "
@@ -81,4 +88,4 @@ class HeadAdversarialTraining(AdversarialTraining):
         frozen: list[nn.Module | nn.Parameter] = [m for name, m in model.named_children() if name != "head"]
         # Parameters held directly by the backbone (not by a child module) are frozen too.
         frozen += [p for name, p in model.named_parameters(recurse=False)]
-        return frozen, c * d + c
+        return frozen

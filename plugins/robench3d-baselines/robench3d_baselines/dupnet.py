@@ -19,7 +19,10 @@ cloud to the upsampler's input size -> PU-Net x r -> the unchanged backbone.
 
 Flags: the SOR stage is the ``transform`` (non-differentiable: the adaptive setting uses BPDA through it);
 ``classify = backbone(upsampler(x))`` is differentiable and attacked with exact gradients. Nothing is random at
-inference, so ``randomized = False``. ``extra_params`` is the upsampler's parameter count.
+inference, so ``randomized = False``. ``extra_params`` and ``trainable_params`` are both the upsampler's parameter
+count (it is what DUP-Net adds at inference and the only part it trains); ``train_seconds`` is the wall time of
+the upsampler's training (reference measurement, fit and selection), kept in the artifact's sidecar so a cached
+load reports the number measured when it was trained.
 
 References:
     Zhou et al. DUP-Net: Denoiser and Upsampler Network for 3D Adversarial Point Clouds Defense. ICCV 2019,
@@ -33,6 +36,7 @@ Shape:
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, ClassVar
 
 import torch
@@ -49,9 +53,10 @@ from robench3d import (
     TrainerConfig,
     TrainRecipe,
 )
+from robench3d.defenses.base import count_params
 from robench3d.params import Param
 from robench3d.training.backbone import augment
-from robench3d_baselines._artifacts import Artifact, progress_of
+from robench3d_baselines._artifacts import Artifact, progress_of, train_seconds_of
 from robench3d_baselines._data import epoch_batches, subset_indices
 from robench3d_baselines._pointops import chamfer, farthest_point_resample, gather_points
 from robench3d_baselines.pu_net import PU_NET_CONFIGS, PUNet, build_pu_net, mean_spacing, upsampling_loss
@@ -161,9 +166,10 @@ class DUPNet(Defense):
                       "reconstruction_loss": "chamfer", "val_chamfer_punet": info["val_chamfer_punet"],
                       "val_chamfer_dup_jitter": info["val_chamfer_dup_jitter"],
                       "dup_jitter_sigma": info["dup_jitter_sigma"], "beats_dup_jitter": info["beats_dup_jitter"]}
+        size = count_params(net)  # added at inference, and the only part trained
         return DefendedModel(UpsampleThenClassify(net, ctx.backbone), self.transform, differentiable=False,
-                             randomized=False, backbone=ctx.backbone, select=self.select,
-                             extra_params=sum(q.numel() for q in net.parameters()), provenance=provenance)
+                             randomized=False, backbone=ctx.backbone, select=self.select, extra_params=size,
+                             trainable_params=size, train_seconds=train_seconds_of(info), provenance=provenance)
 
     # -- training -------------------------------------------------------------------------------------------------
     def _val_pairs(self, ctx: DefenseContext) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,6 +202,7 @@ class DUPNet(Defense):
         return best
 
     def _train(self, net: PUNet, ctx: DefenseContext, art: Artifact) -> dict[str, Any]:
+        t0 = time.perf_counter()
         p, say = self.params, progress_of(ctx, f"train dupnet upsampler on {ctx.dataset.name}")
         r, n = int(p["up_ratio"]), ctx.dataset.split(Split.TRAIN).num_points
         if n // r < 4:
@@ -234,9 +241,10 @@ class DUPNet(Defense):
             logger.warning("dupnet: the trained upsampler does not beat duplicate-and-jitter on val Chamfer "
                            "(%.3e vs %.3e); train longer (--opt defense.epochs=...)", pu_cd, dup_cd)
         info = {"val_chamfer_punet": pu_cd, "val_chamfer_dup_jitter": dup_cd, "dup_jitter_sigma": sigma,
-                "beats_dup_jitter": beats, "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
-                "train_clouds": ntrain, "val_clouds": len(val_in), "pairs": f"{n // r} -> {n} points",
-                "history": result.history, "reconstruction_loss": "chamfer", "params": dict(p)}
+                "beats_dup_jitter": beats, "best_epoch": result.best_epoch, "fit_seconds": round(result.seconds, 1),
+                "resumed_from_epoch": result.resumed_from_epoch, "train_clouds": ntrain, "val_clouds": len(val_in),
+                "pairs": f"{n // r} -> {n} points", "history": result.history, "reconstruction_loss": "chamfer",
+                "params": dict(p)}
         summary = (f"PU-Net x{r} trained here on {ctx.dataset.name}@{ctx.dataset.version} seed {ctx.seed}, "
                    f"best val Chamfer epoch {result.best_epoch}")
-        return art.save(net, info, summary)
+        return art.save(net, info, summary, train_seconds=time.perf_counter() - t0)

@@ -7,6 +7,7 @@ points), so the defense removes the same fraction at every resolution.
 
 The transform is random and non-differentiable: ``randomized = True`` and ``differentiable = False`` make the
 adaptive setting attack it with BPDA (identity backward pass through the sampling) and EOT over its draws.
+Nothing is added or trained: ``extra_params = trainable_params = 0``, ``train_seconds = None``.
 
 References:
     Yang et al. Adversarial Attack and Defense on Point Sets. arXiv:1902.10899 (simple random sampling).

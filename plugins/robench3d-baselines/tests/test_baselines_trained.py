@@ -12,7 +12,9 @@ from robench3d_baselines.adv_train_head import HeadAdversarialTraining
 from robench3d_baselines.dupnet import DUPNet
 from robench3d_baselines.pu_net import PUNet
 
-from robench3d import PreparedDataset, Split
+from robench3d import PreparedDataset, Registries, Split
+from robench3d.cache import read_json
+from robench3d.defenses.base import count_params
 from robench3d.evaluation.victims import BPDAVictim, adaptive_victim
 from robench3d.training.backbone import TrainedBackbone, train_backbone
 
@@ -28,6 +30,18 @@ def _test_points(data: PreparedDataset, n: int = 8) -> tuple[torch.Tensor, torch
 
 def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _sidecar_seconds(cache_dir: Path, defense: str, cache_key: str) -> float:
+    """The ``train_seconds`` the artifact's JSON sidecar recorded."""
+    return float(read_json(cache_dir / "defenses" / defense / cache_key / "model.json")["train_seconds"])
+
+
+@pytest.mark.parametrize(("name", "variant"), [("srs", None), ("sor", None), ("sor", "mrpd"), ("sor", "euclidean")])
+def test_preprocessing_adds_and_trains_nothing(registries: Registries, make_ctx: Any, name: str,
+                                               variant: str | None) -> None:
+    model = registries.defenses.get(name)(variant).build(make_ctx())
+    assert (model.extra_params, model.trainable_params, model.train_seconds) == (0, 0, None)
 
 
 def test_pu_net_upsamples_and_is_differentiable() -> None:
@@ -48,7 +62,10 @@ def test_dupnet_builds_caches_and_attacks_through_bpda(make_ctx: Any, tiny_data:
     logits = model(x)
     assert logits.shape == (8, tiny_data.num_classes) and torch.isfinite(logits).all()
     assert not model.differentiable and not model.randomized
-    assert model.extra_params == sum(p.numel() for p in model.classify.upsampler.parameters())
+    upsampler = count_params(model.classify.upsampler)
+    assert upsampler > 0 and model.extra_params == model.trainable_params == upsampler
+    assert model.train_seconds is not None and model.train_seconds > 0
+    assert model.train_seconds == _sidecar_seconds(cache_dir, "dupnet", model.provenance["cache_key"])
     prov = model.provenance
     assert prov["reconstruction_loss"] == "chamfer" and isinstance(prov["beats_dup_jitter"], bool)
     assert prov["val_chamfer_punet"] > 0 and prov["val_chamfer_dup_jitter"] > 0
@@ -58,6 +75,8 @@ def test_dupnet_builds_caches_and_attacks_through_bpda(make_ctx: Any, tiny_data:
     mtime = weights.stat().st_mtime
     again = DUPNet("cpu", TINY_DUP).build(make_ctx())
     assert weights.stat().st_mtime == mtime and torch.allclose(again(x), logits)
+    assert (again.extra_params, again.trainable_params, again.train_seconds) == (
+        model.extra_params, model.trainable_params, model.train_seconds)  # as measured when it was trained
     # The adaptive victim differentiates the upsampler exactly and BPDA-s through SOR.
     victim = adaptive_victim(model, eot_samples=10)
     assert isinstance(victim, BPDAVictim) and victim.eot_samples == 1
@@ -66,7 +85,8 @@ def test_dupnet_builds_caches_and_attacks_through_bpda(make_ctx: Any, tiny_data:
     assert xg.grad is not None and torch.isfinite(xg.grad).all() and xg.grad.abs().sum() > 0
 
 
-def test_adv_train_trains_a_copy(make_ctx: Any, tiny_data: PreparedDataset, tiny_base: TrainedBackbone) -> None:
+def test_adv_train_trains_a_copy(make_ctx: Any, tiny_data: PreparedDataset, tiny_base: TrainedBackbone,
+                                 cache_dir: Path) -> None:
     before = _state(tiny_base.model)
     model = AdversarialTraining("cpu", TINY_ADV).build(make_ctx())
     assert model.classify is not tiny_base.model
@@ -77,16 +97,29 @@ def test_adv_train_trains_a_copy(make_ctx: Any, tiny_data: PreparedDataset, tiny
     prov = model.provenance
     assert prov["trained"] == "whole backbone" and 0 <= prov["base_val_robust"] <= 1
     assert adaptive_victim(model, 10) is model  # plain gradients
+    # Every weight of the backbone is trained, none is added.
+    assert model.trainable_params == count_params(tiny_base.model) > 0
+    assert model.train_seconds is not None and model.train_seconds > 0
+    assert model.train_seconds == _sidecar_seconds(cache_dir, "adv_train", prov["cache_key"])
+    again = AdversarialTraining("cpu", TINY_ADV).build(make_ctx())
+    assert (again.extra_params, again.trainable_params, again.train_seconds) == (0, model.trainable_params,
+                                                                                 model.train_seconds)
 
 
 def test_adv_train_head_changes_only_the_head(make_ctx: Any, tiny_data: PreparedDataset,
-                                              tiny_base: TrainedBackbone) -> None:
+                                              tiny_base: TrainedBackbone, cache_dir: Path) -> None:
     model = HeadAdversarialTraining("cpu", TINY_ADV).build(make_ctx())
     trained, base = model.classify.state_dict(), tiny_base.model.state_dict()
     body = [k for k in trained if not k.startswith("head.")]
     assert body and all(torch.equal(trained[k], base[k]) for k in body)  # BatchNorm statistics included
     c, d = tiny_data.num_classes, tiny_base.model.embed_dim
-    assert model.extra_params == c * d + c
+    # Only the new head is trained; it replaces the base's linear head of the same size, so nothing is added.
+    assert model.trainable_params == c * d + c == count_params(tiny_base.model.head)
+    assert model.extra_params == 0 and count_params(model.classify) == count_params(tiny_base.model)
+    assert model.train_seconds is not None and model.train_seconds > 0
+    assert model.train_seconds == _sidecar_seconds(cache_dir, "adv_train.head", model.provenance["cache_key"])
+    again = HeadAdversarialTraining("cpu", TINY_ADV).build(make_ctx())
+    assert (again.extra_params, again.trainable_params, again.train_seconds) == (0, c * d + c, model.train_seconds)
     assert "our reading" in model.provenance["trained"]
     x, _ = _test_points(tiny_data)
     assert torch.isfinite(model(x)).all()
