@@ -19,8 +19,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from robench3d.artifacts import Artifact
 from robench3d.backbones.base import Backbone, BackboneSpec, TrainRecipe
-from robench3d.cache import file_sha256, read_json, stable_hash, write_json
 from robench3d.datasets.base import PreparedDataset
 from robench3d.errors import ConfigError
 from robench3d.norms import Split
@@ -134,16 +134,14 @@ def train_backbone(
     key_src = {"arch": spec.name, "variant": variant, "config": cfg, "recipe": dataclasses.asdict(recipe),
                "head": head, "class_embeddings": class_embeddings_source, "dataset": data.name,
                "dataset_version": data.version, "seed": seed, "code": TRAIN_CODE_VERSION}
-    key = stable_hash(key_src)
-    out = cache_dir / "backbones" / spec.name / key
-    weights, sidecar = out / "model.safetensors", out / "model.json"
+    art = Artifact.at(cache_dir, "backbones", spec.name, key_src)
     name = f"{spec.name}:{variant}"
     torch.manual_seed(seed)  # identical initialisation for identical configurations
     model = spec.build(data.num_classes, variant, overrides, head=head, class_embeddings=class_embeddings).to(device)
-    if weights.exists() and sidecar.exists() and not retrain:
-        load_weights_file(model, weights)
-        info = read_json(sidecar)
-        return TrainedBackbone(model.eval(), name, info["provenance"], weights, info)
+    if art.exists() and not retrain:
+        info = art.load_into(model)
+        assert info is not None
+        return TrainedBackbone(model.eval(), name, info["provenance"], art.weights, info)
 
     say = progress or (lambda msg: logger.info("%s", msg))
     ntrain = len(data.split(Split.TRAIN))
@@ -151,7 +149,7 @@ def train_backbone(
     trainer = Trainer(
         TrainerConfig(epochs=recipe.epochs, lr=recipe.lr, optimizer=recipe.optimizer,
                       weight_decay=recipe.weight_decay, min_lr=recipe.min_lr, grad_clip=recipe.grad_clip, seed=seed),
-        checkpoint=None if retrain else out / "checkpoint.pt",
+        checkpoint=None if retrain else art.checkpoint,
         progress=lambda msg: say(f"train {name} on {data.name}: {msg}"),
     )
 
@@ -168,20 +166,11 @@ def train_backbone(
     has_val = data.has(Split.VAL)
     validate = (lambda m: accuracy(m, data, Split.VAL, device=device)) if has_val else None
     result = trainer.fit(model, batches, step, validate, steps_per_epoch=steps)
-    out.mkdir(parents=True, exist_ok=True)
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
-    digest = file_sha256(weights)
     selection = f"best val epoch {result.best_epoch}" if has_val else "last epoch (no val split)"
-    provenance = f"trained here on {data.name}@{data.version} seed {seed}, {selection}, sha256:{digest[:12]}"
-    info = {"provenance": provenance, "name": name, "config": cfg, "recipe": dataclasses.asdict(recipe),
-            "head": head, "dataset": data.name, "dataset_version": data.version, "seed": seed,
-            "val_accuracy": result.best_score, "best_epoch": result.best_epoch, "selection_split": "val" if has_val
-            else "none", "train_seconds": round(result.seconds, 1), "history": result.history, "sha256": digest,
-            "key": key_src}
-    write_json(sidecar, info)
-    ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        ckpt.unlink()  # the final weights supersede the resume point
-    return TrainedBackbone(model.eval(), name, provenance, weights, info)
+    info = art.save(model, {
+        "name": name, "config": cfg, "recipe": dataclasses.asdict(recipe), "head": head, "dataset": data.name,
+        "dataset_version": data.version, "seed": seed, "val_accuracy": result.best_score,
+        "best_epoch": result.best_epoch, "selection_split": "val" if has_val else "none",
+        "history": result.history}, f"trained here on {data.name}@{data.version} seed {seed}, {selection}",
+        train_seconds=result.seconds)
+    return TrainedBackbone(model.eval(), name, info["provenance"], art.weights, info)
