@@ -11,7 +11,7 @@ LAYER = {
     "errors": -1, "norms": 0, "params": 0, "schema": 1, "hookspecs": 0, "_typing": 0, "cache": 0, "artifacts": 0,
     "registry": 1, "config": 1,
     "datasets": 2, "training": 2,
-    "backbones": 3, "defenses": 3,
+    "backbones": 3, "defenses": 3, "text": 2,
     "attacks": 4,
     "evaluation": 5,
     "leaderboard": 6,
