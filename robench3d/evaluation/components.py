@@ -57,7 +57,7 @@ def _head(overrides: dict[str, Any], class_names: Sequence[str] | None) -> tuple
     if not class_names:
         raise ConfigError("--opt backbone.head=cosine needs the dataset's class names, and none were available; "
                           "train on a dataset with a train split or use head=linear")
-    from robench3d.backbones.text import class_name_embeddings
+    from robench3d.text import class_name_embeddings
 
     emb, source = class_name_embeddings(class_names)
     return head, emb, source
