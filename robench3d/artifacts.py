@@ -82,11 +82,12 @@ class Artifact:
         """The stored tensors, or ``None`` when the artifact is absent."""
         if not self.exists():
             return None
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return load_file(str(self.weights))
-        except (OSError, ValueError, RuntimeError) as exc:
+        except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
             raise ConfigError(f"cached artifact {self.weights} is unreadable ({exc}); delete {self.directory} to "
                               "rebuild it") from exc
 

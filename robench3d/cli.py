@@ -22,7 +22,7 @@ __all__ = ["main"]
 
 logger = logging.getLogger("robench3d")
 
-KINDS_HELP = "attacks, defenses, backbones, datasets (or a kind added by a plugin)"
+KINDS_HELP = "attacks, defenses, backbones, datasets, teachers (or a kind added by a plugin)"
 #: Test clouds evaluated by default on a CPU (the whole suite at the quick preset then takes minutes, not hours).
 CPU_DEFAULT_N = 30
 
@@ -56,7 +56,7 @@ def _add_data(p: argparse.ArgumentParser, default: str | None = "shapes") -> Non
     p.add_argument("--num-points", type=_positive_int, default=None, help="points per cloud (default: the dataset's)")
     p.add_argument("--seed", type=int, default=0, help="seed (recorded in every row; default 0)")
     p.add_argument("--opt", action="append", default=[], metavar="SCOPE.KEY=VALUE",
-                   help="component option, scopes: dataset, backbone, train, defense, attack, surrogate")
+                   help="component option, scopes: dataset, backbone, train, defense, attack, surrogate, teacher")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from robench3d.norms import Setting, check_preset
 
 __all__ = ["ComponentRef", "RunConfig", "check_device", "parse_opts", "parse_ref"]
 
-OPT_SCOPES = ("dataset", "backbone", "train", "defense", "attack", "surrogate")
+OPT_SCOPES = ("dataset", "backbone", "train", "defense", "attack", "surrogate", "teacher")
 
 
 @dataclass(frozen=True)

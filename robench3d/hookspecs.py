@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from robench3d.datasets.base import Dataset
     from robench3d.defenses.base import Defense
     from robench3d.registry import ComponentKind
+    from robench3d.teachers.base import Teacher
 
 __all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
 
@@ -84,8 +85,22 @@ def robench3d_register_attacks() -> list[type[Attack]]:  # type: ignore[empty-bo
 
 
 @hookspec
+def robench3d_register_teachers() -> list[type[Teacher]]:  # type: ignore[empty-body]
+    """Register teachers: frozen models that distillation defenses learn from.
+
+    :return: a list of :class:`~robench3d.teachers.base.Teacher` subclasses, each with a unique ``name``. A
+        teacher maps clouds to an L2-normalised embedding and class logits, declares its parameters (``--opt
+        teacher.NAME.KEY``), whether it needs training on the dataset, and its provenance once prepared; defenses
+        get one, prepared and frozen, from ``ctx.build_teacher("NAME[:VARIANT]")``.
+
+    Results are collected from every plugin. .. versionadded:: 0.2
+    """
+
+
+@hookspec
 def robench3d_register_kinds() -> list[ComponentKind]:  # type: ignore[empty-body]
-    """Register a new kind of component (for example MRPD's ``teachers``) with its own collection hook.
+    """Register a further kind of component (beyond datasets, backbones, defenses, attacks, teachers) with its own
+    collection hook.
 
     :return: a list of :class:`~robench3d.registry.ComponentKind`. Each names its registry, the hook that
         collects it, and the module holding that hook's specification; the host adds the hookspecs and then

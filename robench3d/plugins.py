@@ -54,6 +54,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "robench3d.builtin.backbones",
     "robench3d.builtin.defenses",
     "robench3d.builtin.attacks",
+    "robench3d.builtin.teachers",
     "robench3d.builtin.weights",
 )
 

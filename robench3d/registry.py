@@ -2,7 +2,7 @@
 
 A :class:`Registry` maps names to components (classes or specs carrying a factory) and remembers which plugin
 registered each one. :class:`Registries` holds one registry per :class:`ComponentKind`; the built-in kinds are
-datasets, backbones, defenses and attacks, and plugins can add kinds (``robench3d_register_kinds``).
+datasets, backbones, defenses, attacks and teachers, and plugins can add kinds (``robench3d_register_kinds``).
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ BUILTIN_KINDS: tuple[ComponentKind, ...] = (
     ComponentKind("backbones", "robench3d_register_backbones"),
     ComponentKind("defenses", "robench3d_register_defenses"),
     ComponentKind("attacks", "robench3d_register_attacks"),
+    ComponentKind("teachers", "robench3d_register_teachers"),
 )
 
 

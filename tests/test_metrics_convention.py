@@ -46,10 +46,14 @@ class _Oracle(nn.Module):
 
 
 class OracleDefense(Defense):
+    """Defenses never see the test split (their context holds train/val only): the test hands it over."""
+
     name: ClassVar[str] = "oracle"
+    test_split: ClassVar[Any] = None
 
     def build(self, ctx: Any) -> DefendedModel:
-        test = ctx.dataset.split(Split.TEST)
+        assert not ctx.dataset.has(Split.TEST)
+        test = self.test_split
         return DefendedModel(_Oracle(test.points, test.labels, ctx.dataset.num_classes), backbone=ctx.backbone)
 
 
@@ -88,6 +92,10 @@ def test_robust_requires_clean_correct_and_asr_counts_clean_correct_only(tmp_pat
                        backbones=("pointnet:test",), defenses=("oracle",), attacks="shift",
                        settings=(Setting.OBLIVIOUS,), preset="quick", n_examples=16,
                        opts={"train": {"epochs": 4}})
+    from robench3d.evaluation.components import prepare_dataset
+
+    OracleDefense.test_split = prepare_dataset(registries, "shapes:tiny", cache_dir=cache,
+                                               num_points=128).split(Split.TEST)
     result = run_matrix(config, registries)
     (row,) = result.rows
     assert row["status"] == "ok"

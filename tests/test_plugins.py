@@ -118,20 +118,20 @@ def test_plugin_adds_a_kind_with_its_own_hookspec() -> None:
     from robench3d.registry import ComponentKind
 
     specs = _module("teacher_specs")
-    specs.robench3d_register_teachers = hookspec(lambda: None)  # type: ignore[attr-defined]
+    specs.robench3d_register_scorers = hookspec(lambda: None)  # type: ignore[attr-defined]
 
     class Clip:
         name = "clip_image"
 
     kinds_plugin = _module(
         "teachers_plugin",
-        robench3d_register_kinds=hookimpl(lambda: [ComponentKind("teachers", "robench3d_register_teachers", specs)]),
-        robench3d_register_teachers=hookimpl(lambda: [Clip]),
+        robench3d_register_kinds=hookimpl(lambda: [ComponentKind("scorers", "robench3d_register_scorers", specs)]),
+        robench3d_register_scorers=hookimpl(lambda: [Clip]),
     )
     pm = build_plugin_manager(autoload=False, extra=[kinds_plugin])
     assert not pm.broken
     regs = build_registries(pm)
-    assert regs["teachers"].names() == ["clip_image"]
+    assert regs["scorers"].names() == ["clip_image"]
 
 
 def test_trace_env_var_logs_hook_calls(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -1,7 +1,8 @@
 """The defense API.
 
 A :class:`Defense` is configured from a named variant plus overrides and builds a :class:`DefendedModel` from a
-:class:`DefenseContext` (train/val data, the trained base backbone, an attack factory, a cache and a seed).
+:class:`DefenseContext` (train/val data, the trained base backbone, factories for backbones, teachers, attacks and
+weights, cached artifacts, the seed and the device: :class:`robench3d.context.BuildContext`).
 
 A :class:`DefendedModel` is ``classify(transform(points))``: ``transform`` is the optional preprocessing stage that
 may be non-differentiable or random (SOR, SRS, DUP-Net's SOR), ``classify`` the differentiable rest (the backbone,
@@ -13,14 +14,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from robench3d.backbones.base import Backbone
+from robench3d.context import BuildContext
 from robench3d.errors import ConfigError
 from robench3d.params import Param, resolve
 
@@ -54,34 +54,10 @@ def pad_by_duplication(clouds: Sequence[torch.Tensor], num_points: int) -> torch
     return torch.stack(out)
 
 
-@dataclass
-class DefenseContext:
-    """What :meth:`Defense.build` may use.
-
-    Attributes:
-        dataset: the :class:`~robench3d.datasets.base.PreparedDataset` (use train/val only; never select on test).
-        backbone: the trained, undefended base backbone. Copy it before training it.
-        backbone_name: registry name and configuration, e.g. ``pointnet:cpu``.
-        attack_factory: ``attack_factory(name, preset="standard", overrides=None) -> Attack``, so adversarial
-            training never imports attack modules.
-        cache_dir: where trained artifacts are cached (key them by your full configuration).
-        seed: the run's seed.
-        device: torch device.
-        registries: all registries (for defenses that build other components, e.g. MRPD's teachers).
-        progress: a callback for one-line progress messages.
-        backbone_provenance: where the base backbone's weights came from.
-    """
-
-    dataset: Any
-    backbone: Backbone
-    backbone_name: str
-    attack_factory: Callable[..., Any]
-    cache_dir: Path
-    seed: int = 0
-    device: str = "cpu"
-    registries: Any = None
-    progress: Callable[[str], None] | None = None
-    backbone_provenance: str = ""
+#: What :meth:`Defense.build` may use: train/val data only, the base backbone and its provenance, factories for
+#: backbones, teachers, attacks and weights, cached artifacts, the seed and the device
+#: (:class:`robench3d.context.BuildContext`).
+DefenseContext = BuildContext
 
 
 class DefendedModel(nn.Module):

@@ -137,7 +137,8 @@ def build_backbone(registries: Registries, ref: str, *, config: RunConfig, train
         else:
             load_weights_file(model, path)
         provenance = f"file {path.name} sha256:{file_sha256(path)[:12]}" + (f"; {note}" if note else "")
-        return TrainedBackbone(model.eval(), str(r), provenance, path)
+        return TrainedBackbone(model.eval(), str(r), provenance, path, fresh=lambda: spec.build(
+            num_classes, r.variant or wspec.config, overrides, head=head, class_embeddings=class_emb))
     if train_data is None:
         raise ConfigError(
             f"backbone {r.name!r} must be trained but the dataset has no train split; pass pretrained weights "

@@ -6,46 +6,41 @@ runs once per dataset/backbone/attack/preset/seed and is replayed on every defen
 defended model and writes a row plus per-example outcomes. Cells already present in the results folder with the
 same configuration are reused, so an interrupted run resumes where it stopped and loses nothing.
 
-Every name and option is resolved, and the output folder checked, before anything is trained. A component that
-raises while the matrix runs (a backbone or defense that fails to build, an attack that fails to prepare or exceeds
-its budget) fails its own cells only: they are written as ``error`` rows naming the component and its plugin, the
-remaining cells run, and a re-run retries them. ``robench3d_run_finished`` fires at the end, also when the matrix is
-run from Python with registries from :func:`robench3d.plugins.build_registries`.
+Every name and option is resolved, and the output folder checked, before anything is trained
+(:mod:`robench3d.evaluation.preflight`). A component that raises while the matrix runs (a backbone or defense that
+fails to build, an attack that fails to prepare or exceeds its budget) fails its own cells only: they are written as
+``error`` rows naming the component and its plugin, the remaining cells run, and a re-run retries them.
+``robench3d_run_finished`` fires at the end, also when the matrix is run from Python with registries from
+:func:`robench3d.plugins.build_registries`.
+
+Defenses are built with a :class:`~robench3d.context.BuildContext` that gives them the training data (never the test
+split), the base backbone, and factories for backbones (cached, shared with the run), teachers (built once per run),
+attacks and weights files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from robench3d.attacks.base import Attack, AttackContext
+from robench3d.attacks.base import AttackContext
 from robench3d.config import RunConfig, parse_ref
+from robench3d.context import BuildContext
 from robench3d.datasets.base import PreparedDataset
-from robench3d.defenses.base import Defense, DefenseContext
-from robench3d.errors import ConfigError, Robench3DError
+from robench3d.defenses.base import Defense
 from robench3d.evaluation import cells
-from robench3d.evaluation.components import (
-    WeightsResolver,
-    backbone_label,
-    build_backbone,
-    check_backbone,
-    make_attack,
-    prepare_dataset,
-    select_attacks,
-    training_data,
-)
+from robench3d.evaluation.components import WeightsResolver, build_backbone, make_attack
 from robench3d.evaluation.masking import SANITY_PARAMS, flag_unreliable
+from robench3d.evaluation.preflight import RunPlan, plan_run, scoped_overrides, surrogate_name
 from robench3d.evaluation.results import ResultsStore
 from robench3d.norms import Setting, Split
-from robench3d.registry import Registries, article
+from robench3d.registry import Registries
 from robench3d.schema import normalize
 from robench3d.training.backbone import TrainedBackbone
 
@@ -78,51 +73,6 @@ class MatrixResult:
         return normalize(pd.DataFrame(self.rows)) if self.rows else normalize(pd.DataFrame())
 
 
-def scoped_overrides(opts: Mapping[str, Any], components: Mapping[str, Collection[str]],
-                     scope: str) -> dict[str, dict[str, Any]]:
-    """Split ``--opt SCOPE.KEY=V`` / ``SCOPE.NAME.KEY=V`` values among the named components of a run.
-
-    ``KEY`` applies to every component whose parameters include KEY; ``NAME.KEY`` to component NAME only.
-    ``components`` maps each name to its parameter names. A value that applies to no component is an error (a
-    typo must not silently leave the default in place).
-    """
-    out: dict[str, dict[str, Any]] = {name: {} for name in components}
-    for key, value in opts.items():
-        target, dot, param = key.rpartition(".")
-        if dot:
-            if target not in components:
-                raise ConfigError(f"--opt {scope}.{key}: {target!r} is not {article(scope)} {scope} of this run "
-                                  f"(this run has: {', '.join(components) or 'none'})")
-            if param not in components[target]:
-                raise ConfigError(f"--opt {scope}.{key}: {scope} {target!r} has no parameter {param!r}; valid: "
-                                  f"{', '.join(sorted(components[target])) or 'none'}")
-            out[target][param] = value
-            continue
-        hits = [name for name, params in components.items() if key in params]
-        if not hits:
-            raise ConfigError(f"--opt {scope}.{key}: no {scope} of this run has a parameter {key!r} "
-                              f"({scope}s: {', '.join(components) or 'none'}); use {scope}.NAME.KEY to target one")
-        for name in hits:
-            out[name][key] = value
-    return out
-
-
-def _preset_params(attack_cls: type[Attack], preset: str) -> Collection[str]:
-    return attack_cls.presets.get(preset if preset != "custom" else "standard", {}).keys()
-
-
-def check_writable(folder: Path) -> None:
-    """Fail early (before any training) when the results folder cannot be created or written."""
-    try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"--output {folder}: cannot write results there ({exc.strerror or exc}); choose a "
-                          "folder you can write to, e.g. --output robench3d-results") from None
-
-
 def _owner_of(registries: Registries) -> Callable[[str, str], str]:
     def owner(kind: str, name: str) -> str:
         try:
@@ -130,6 +80,13 @@ def _owner_of(registries: Registries) -> Callable[[str, str], str]:
         except (KeyError, AttributeError):
             return ""
     return owner
+
+
+def _without_test(data: PreparedDataset | None) -> PreparedDataset | None:
+    """The training data a component may see: its train and val splits only."""
+    if data is None:
+        return None
+    return dataclasses.replace(data, splits={k: v for k, v in data.splits.items() if k is not Split.TEST})
 
 
 def run_matrix(
@@ -142,116 +99,152 @@ def run_matrix(
     """Run every cell of the configured matrix, writing rows into ``config.output_dir`` as they finish."""
     config.validate()
     say = progress or (lambda msg: logger.info("%s", msg))
-    store = ResultsStore(config.output_dir)
-    result = MatrixResult(store=store)
-    data = prepare_dataset(registries, config.dataset, cache_dir=config.cache_dir, root=config.data_root,
-                           fmt=config.data_format, num_points=config.num_points, seed=config.seed,
-                           extra=config.opt("dataset"))
-    test = data.split(Split.TEST)
-    n = len(test) if config.n_examples is None else min(config.n_examples, len(test))
-    train_data = training_data(registries, config, data)
-    attack_names = select_attacks(registries, config.attacks, config.exclude)
-    defense_refs = [parse_ref(d) for d in config.defenses]
-    # Resolve every name and --opt value before any training starts, so a typo or a bad value fails in seconds.
-    attack_classes = {name: registries.attacks.get(name) for name in attack_names}
-    attack_opts = scoped_overrides(config.opt("attack"), {name: _preset_params(cls, config.preset)
-                                                          for name, cls in attack_classes.items()}, "attack")
-    defense_classes = {ref.name: registries.defenses.get(ref.name) for ref in defense_refs}
-    defense_opts = scoped_overrides(config.opt("defense"), {
-        name: {key for params in cls.variants.values() for key in params}
-        for name, cls in defense_classes.items()}, "defense")
-    attacks = {name: cls(config.preset, attack_opts[name], seed=config.seed) for name, cls in attack_classes.items()}
-    defenses: list[Defense] = [defense_classes[r.name](r.variant, defense_opts[r.name]) for r in defense_refs]
-    for bref in config.backbones:
-        check_backbone(registries, bref, train_data, config=config, resolver=resolve_weights)
-        sur = _surrogate_name(config, bref)
-        if Setting.TRANSFER in config.settings and parse_ref(sur, tags=True).name in registries.backbones:
-            check_backbone(registries, sur, train_data, config=config, resolver=resolve_weights, scope="surrogate")
-    for d in defenses:
-        if d.trains and train_data is None:
-            raise ConfigError(f"defense {d.label!r} trains, but dataset {data.name!r} has no train split; pass "
-                              "--train-dataset/--train-data-root with the data it should train on")
-    labels = {bref: backbone_label(registries, bref) for bref in config.backbones}
-    owner = _owner_of(registries)
-    check_writable(config.output_dir)
-    say(f"dataset {data.name} ({data.version}): {n} test clouds, {data.num_classes} classes; "
-        f"attacks: {', '.join(attack_names)}; settings: {', '.join(map(str, config.settings))}")
+    plan = plan_run(config, registries, resolve_weights)
+    run = _Run(config, registries, plan, resolve_weights, say)
+    run.execute()
+    _run_finished(registries, run.result, config)
+    return run.result
 
-    failed_attacks: dict[str, str] = {}
-    actx = AttackContext(dataset=train_data or data, cache_dir=config.cache_dir, seed=config.seed,
-                         device=config.device, progress=say)
-    for name, attack in attacks.items():
-        try:
-            attack.prepare(actx)
-        except Exception as exc:  # third-party preparation code may fail in any way: its cells fail, not the run
-            failed_attacks[name] = cells.describe_failure(exc, f"attack {name!r} (plugin {owner('attacks', name)})",
-                                                          "preparing")
-            say(f"error: {failed_attacks[name]}")
 
-    def fail_all(plan: cells.CellPlan, message: str) -> None:
-        for attack in attacks.values():
-            for setting in config.settings:
+class _Run:
+    """One execution of a :class:`~robench3d.evaluation.preflight.RunPlan`."""
+
+    def __init__(self, config: RunConfig, registries: Registries, plan: RunPlan,
+                 resolver: WeightsResolver | None, say: Callable[[str], None]) -> None:
+        self.config, self.registries, self.plan, self.resolver, self.say = config, registries, plan, resolver, say
+        self.store = ResultsStore(config.output_dir)
+        self.result = MatrixResult(store=self.store)
+        self.owner = _owner_of(registries)
+        self.failed_attacks: dict[str, str] = {}
+        self.train_view = _without_test(plan.train_data)
+        self._backbones: dict[tuple[str, str], TrainedBackbone] = {}
+        self._teachers: dict[str, Any] = {}
+
+    # -- factories handed to defenses and teachers ---------------------------------------------------------------
+    def backbone(self, ref: str, *, scope: str = "backbone") -> TrainedBackbone:
+        """Train (cached on disk) or load a backbone; built once per run and scope."""
+        key = (ref, scope)
+        if key not in self._backbones:
+            self._backbones[key] = build_backbone(
+                self.registries, ref, config=self.config, train_data=self.plan.train_data,
+                num_classes=self.plan.data.num_classes, resolver=self.resolver, scope=scope, progress=self.say)
+        return self._backbones[key]
+
+    def teacher(self, ref: str, overrides: Mapping[str, Any] | None, ctx: BuildContext) -> Any:
+        """A registered teacher with the run's ``--opt teacher.*`` values, prepared and frozen once per run."""
+        r = parse_ref(ref)
+        cls = self.registries["teachers"].get(r.name)
+        opts = {**self.plan.teacher_opts.get(r.name, {}), **dict(overrides or {})}
+        key = f"{ref}|{sorted(opts.items())!r}"
+        if key not in self._teachers:
+            self.say(f"preparing teacher {ref}")
+            self._teachers[key] = cls(r.variant, opts).build(ctx)
+        return self._teachers[key]
+
+    def context(self, trained: TrainedBackbone) -> BuildContext:
+        """The build context of the defenses of one base backbone."""
+        cfg = self.config
+        ctx = BuildContext(
+            train_data=self.train_view, backbone=trained.model, backbone_name=trained.name,
+            backbone_provenance=trained.provenance, base=trained, cache_dir=cfg.cache_dir, seed=cfg.seed,
+            device=cfg.device, registries=self.registries, progress=self.say, options=cfg.opts,
+            attack_factory=lambda name, preset="standard", overrides=None: make_attack(
+                self.registries, name, preset, overrides, cfg.seed),
+            backbone_factory=self.backbone, weights_resolver=self.resolver)
+        ctx.teacher_factory = lambda ref, overrides=None: self.teacher(ref, overrides, ctx)
+        return ctx
+
+    # -- the loop --------------------------------------------------------------------------------------------------
+    def execute(self) -> None:
+        plan, say = self.plan, self.say
+        say(f"dataset {plan.data.name} ({plan.data.version}): {plan.n} test clouds, {plan.data.num_classes} "
+            f"classes; attacks: {', '.join(plan.attacks)}; settings: {', '.join(map(str, self.config.settings))}")
+        self._prepare_attacks()
+        for bref in self.config.backbones:
+            self._run_backbone(bref)
+
+    def _prepare_attacks(self) -> None:
+        cfg = self.config
+        actx = AttackContext(dataset=self.plan.train_data or self.plan.data, cache_dir=cfg.cache_dir,
+                             seed=cfg.seed, device=cfg.device, progress=self.say)
+        for name, attack in self.plan.attacks.items():
+            try:
+                attack.prepare(actx)
+            except Exception as exc:  # third-party preparation code may fail in any way: its cells fail
+                self.failed_attacks[name] = cells.describe_failure(
+                    exc, f"attack {name!r} (plugin {self.owner('attacks', name)})", "preparing")
+                self.say(f"error: {self.failed_attacks[name]}")
+
+    def _cell_plan(self, defense: Defense, backbone: str, bref: str, randomized: bool) -> cells.CellPlan:
+        return cells.CellPlan(config=self.config, data=self.plan.data, test_n=self.plan.n, backbone=backbone,
+                              defense=defense, surrogate=self.plan.surrogates[bref], version=_version(),
+                              owner=self.owner, randomized=randomized)
+
+    def _fail_all(self, plan: cells.CellPlan, message: str) -> None:
+        for attack in self.plan.attacks.values():
+            for setting in self.config.settings:
                 row = cells.error_row(plan, attack, setting, message)
-                store.put(row)
-                result.rows.append(row)
+                self.store.put(row)
+                self.result.rows.append(row)
 
-    def plan_for(defense: Defense, backbone: str, surrogate: str, randomized: bool) -> cells.CellPlan:
-        return cells.CellPlan(config=config, data=data, test_n=n, backbone=backbone, defense=defense,
-                              surrogate=surrogate, version=_version(), owner=owner, randomized=randomized)
-
-    for bref in config.backbones:
-        sur_label = _surrogate_label(registries, config, bref)
-
+    def _run_backbone(self, bref: str) -> None:
+        label = self.plan.labels[bref]
         try:
-            trained = build_backbone(registries, bref, config=config, train_data=train_data,
-                                     num_classes=data.num_classes, resolver=resolve_weights, progress=say)
+            trained = self.backbone(bref)
         except Exception as exc:  # a failing backbone fails its own cells only
             arch = parse_ref(bref, tags=True).name
-            message = cells.describe_failure(exc, f"backbone {labels[bref]!r} (plugin {owner('backbones', arch)})",
+            message = cells.describe_failure(exc, f"backbone {label!r} (plugin {self.owner('backbones', arch)})",
                                              "building it")
-            say(f"error: {message}")
-            for defense in defenses:
-                fail_all(plan_for(defense, labels[bref], sur_label, defense.randomized), message)
-            continue
+            self.say(f"error: {message}")
+            for defense in self.plan.defenses:
+                self._fail_all(self._cell_plan(defense, label, bref, defense.randomized), message)
+            return
         surrogate, surrogate_error = None, ""
         try:
-            surrogate = _surrogate(registries, config, bref, train_data, data, resolve_weights, say)
+            surrogate = self._surrogate(bref)
         except Exception as exc:  # the transfer cells fail; the other settings still run
-            surrogate_error = cells.describe_failure(exc, f"transfer surrogate {sur_label!r}", "building it")
-            say(f"error: {surrogate_error}")
-        for defense in defenses:
-            ctx = DefenseContext(
-                dataset=train_data or data, backbone=trained.model, backbone_name=trained.name,
-                attack_factory=lambda name, preset="standard", overrides=None: make_attack(
-                    registries, name, preset, overrides, config.seed),
-                cache_dir=config.cache_dir, seed=config.seed, device=config.device, registries=registries,
-                progress=say, backbone_provenance=trained.provenance)
-            who = f"defense {defense.label!r} (plugin {owner('defenses', defense.name)})"
-            say(f"building defense {defense.label} on {trained.name}")
+            surrogate_error = cells.describe_failure(exc, f"transfer surrogate {self.plan.surrogates[bref]!r}",
+                                                     "building it")
+            self.say(f"error: {surrogate_error}")
+        ctx = self.context(trained)
+        for defense in self.plan.defenses:
+            who = f"defense {defense.label!r} (plugin {self.owner('defenses', defense.name)})"
+            self.say(f"building defense {defense.label} on {trained.name}")
             try:
                 defended = defense.build(ctx)
-                plan = plan_for(defense, trained.name, sur_label, defended.randomized)
+                plan = self._cell_plan(defense, trained.name, bref, defended.randomized)
                 base = cells.CellBase(plan=plan, trained=trained, defended=defended, surrogate=surrogate,
-                                      store=store, progress=say, surrogate_error=surrogate_error)
+                                      store=self.store, progress=self.say, surrogate_error=surrogate_error)
                 base.measure()
             except Exception as exc:  # a defense that cannot be built or run on clean clouds fails its cells
                 message = cells.describe_failure(exc, who, f"building it on {trained.name}")
-                say(f"error: {message}")
-                fail_all(plan_for(defense, trained.name, sur_label, defense.randomized), message)
+                self.say(f"error: {message}")
+                self._fail_all(self._cell_plan(defense, trained.name, bref, defense.randomized), message)
                 continue
-            defense_rows = []
-            for aname, attack in attacks.items():
-                for setting in config.settings:
-                    if aname in failed_attacks:
-                        row = cells.error_row(base.plan, attack, setting, failed_attacks[aname])
-                        store.put(row)
-                    else:
-                        row = cells.run_cell(base, attack, setting)
-                    result.rows.append(row)
-                    defense_rows.append(row)
-            _flag(base, registries, config, defense_rows, say)
-    _run_finished(registries, result, config)
-    return result
+            self._run_defense(base)
+
+    def _run_defense(self, base: cells.CellBase) -> None:
+        rows = []
+        for aname, attack in self.plan.attacks.items():
+            for setting in self.config.settings:
+                if aname in self.failed_attacks:
+                    row = cells.error_row(base.plan, attack, setting, self.failed_attacks[aname])
+                    self.store.put(row)
+                else:
+                    row = cells.run_cell(base, attack, setting)
+                self.result.rows.append(row)
+                rows.append(row)
+        _flag(base, self.registries, self.config, rows, self.say)
+
+    def _surrogate(self, bref: str) -> TrainedBackbone | str | None:
+        """The transfer surrogate, or a string saying why there is none (transfer cells are then skipped)."""
+        if Setting.TRANSFER not in self.config.settings:
+            return None
+        name = surrogate_name(self.config, bref)
+        if parse_ref(name, tags=True).name not in self.registries.backbones:
+            return f"surrogate backbone {name!r} is not registered (choose one with --surrogate)"
+        self.say(f"preparing transfer surrogate {name}")
+        return self.backbone(name, scope="surrogate")
 
 
 def _run_finished(registries: Registries, result: MatrixResult, config: RunConfig) -> None:
@@ -284,33 +277,3 @@ def _flag(base: cells.CellBase, registries: Registries, config: RunConfig, rows:
             say(f"sanity check on {base.defense.label} failed: {exc!r}")
     for row in flag_unreliable(rows, sanity):
         base.store.put(row)
-
-
-def _surrogate_label(registries: Registries, config: RunConfig, victim_ref: str) -> str:
-    """The row label of the transfer surrogate of a victim ("" when transfer is not run)."""
-    if Setting.TRANSFER not in config.settings:
-        return ""
-    name = _surrogate_name(config, victim_ref)
-    try:
-        return backbone_label(registries, name)
-    except Robench3DError:
-        return name
-
-
-def _surrogate_name(config: RunConfig, victim_ref: str) -> str:
-    victim_arch = parse_ref(victim_ref, tags=True).name
-    return config.surrogate or ("dgcnn" if victim_arch.startswith("pointnet2") else "pointnet2_ssg")
-
-
-def _surrogate(registries: Registries, config: RunConfig, victim_ref: str, train_data: PreparedDataset | None,
-               data: PreparedDataset, resolver: WeightsResolver | None,
-               say: Callable[[str], None]) -> TrainedBackbone | str | None:
-    """The transfer surrogate, or a string saying why there is none (transfer cells are then skipped)."""
-    if Setting.TRANSFER not in config.settings:
-        return None
-    name = _surrogate_name(config, victim_ref)
-    if parse_ref(name, tags=True).name not in registries.backbones:
-        return f"surrogate backbone {name!r} is not registered (choose one with --surrogate)"
-    say(f"preparing transfer surrogate {name}")
-    return build_backbone(registries, name, config=config, train_data=train_data, num_classes=data.num_classes,
-                          resolver=resolver, scope="surrogate", progress=say)

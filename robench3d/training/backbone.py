@@ -36,13 +36,23 @@ TRAIN_CODE_VERSION = 1
 
 @dataclass
 class TrainedBackbone:
-    """A ready backbone and where its weights came from (recorded in every result row)."""
+    """A ready backbone and where its weights came from (recorded in every result row).
+
+    Attributes:
+        model: the network (eval mode); copy it before training it.
+        name: its row label (``arch:config`` or ``arch.tag``).
+        provenance: "trained here on ...", or the weights file and its hash.
+        path: the weights file; ``info``: the training sidecar (configuration, recipe, ``train_seconds``, ...).
+        fresh: ``fresh()`` builds a newly initialised model of the same architecture, configuration and head
+            (for defenses that retrain from scratch), seeded by the caller.
+    """
 
     model: Backbone
     name: str
     provenance: str
     path: Path | None = None
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    fresh: Callable[[], Backbone] | None = None
 
 
 def augment(points: torch.Tensor, gen: torch.Generator, recipe: TrainRecipe) -> torch.Tensor:
@@ -138,10 +148,13 @@ def train_backbone(
     name = f"{spec.name}:{variant}"
     torch.manual_seed(seed)  # identical initialisation for identical configurations
     model = spec.build(data.num_classes, variant, overrides, head=head, class_embeddings=class_embeddings).to(device)
+    def fresh() -> Backbone:
+        return spec.build(data.num_classes, variant, overrides, head=head, class_embeddings=class_embeddings)
+
     if art.exists() and not retrain:
         info = art.load_into(model)
         assert info is not None
-        return TrainedBackbone(model.eval(), name, info["provenance"], art.weights, info)
+        return TrainedBackbone(model.eval(), name, info["provenance"], art.weights, info, fresh)
 
     say = progress or (lambda msg: logger.info("%s", msg))
     ntrain = len(data.split(Split.TRAIN))
@@ -173,4 +186,4 @@ def train_backbone(
         "best_epoch": result.best_epoch, "selection_split": "val" if has_val else "none",
         "history": result.history}, f"trained here on {data.name}@{data.version} seed {seed}, {selection}",
         train_seconds=result.seconds)
-    return TrainedBackbone(model.eval(), name, info["provenance"], art.weights, info)
+    return TrainedBackbone(model.eval(), name, info["provenance"], art.weights, info, fresh)

@@ -173,6 +173,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.checkpoint = checkpoint
         self.progress = progress or (lambda msg: logger.info("%s", msg))
+        self.optimizer: torch.optim.Optimizer | None = None
 
     def _optimizer(self, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
         c = self.config
@@ -232,6 +233,7 @@ class Trainer:
         opt_groups = self._groups(model, groups, frozen_ids)
         params = [p for g in opt_groups for p in g["params"]]
         opt = self._optimizer(opt_groups)
+        self.optimizer = opt  # callbacks may read the current learning rates
         inferred = _frozen_module_names(model, {id(m) for m in self.frozen_modules}, {id(p) for p in params})
         eval_modules = [m for n, m in model.named_modules() if n in inferred and n.rpartition(".")[0] not in inferred]
         start_epoch, history, best = 0, [], (None, -1, None)  # (score, epoch, state)

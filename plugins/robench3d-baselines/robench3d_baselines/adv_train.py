@@ -57,7 +57,7 @@ from robench3d import (
 from robench3d.defenses.base import count_params
 from robench3d.params import Param
 from robench3d.training.backbone import augment
-from robench3d_baselines._artifacts import Artifact, progress_of, train_seconds_of
+from robench3d_baselines._artifacts import Artifact, artifact_for, progress_of, train_seconds_of
 from robench3d_baselines._data import epoch_batches, subset_indices
 
 __all__ = ["AdversarialTraining"]
@@ -127,9 +127,9 @@ class AdversarialTraining(Defense):
         """Load the cached adversarially trained copy of ``ctx.backbone``, or train and cache it."""
         model = copy.deepcopy(ctx.backbone).to(ctx.device)  # never train the base model itself
         frozen = self.prepare_model(model, ctx)
-        art = Artifact.for_config(ctx, self.name, {"params": self.params, "backbone": ctx.backbone_name,
+        art = artifact_for(ctx, self.name, {"params": self.params, "backbone": ctx.backbone_name,
                                                    "backbone_provenance": ctx.backbone_provenance})
-        info = art.load(model)
+        info = art.load_into(model)
         if info is None:
             info = self._train(model, frozen, ctx, art)
         else:
@@ -230,11 +230,10 @@ def _trainable_count(model: nn.Module, frozen: list[nn.Module | nn.Parameter]) -
 
 def _fresh_backbone(ctx: DefenseContext) -> Backbone:
     """A newly initialised backbone of the base's architecture and configuration (for ``init = scratch``)."""
-    name, _, variant = ctx.backbone_name.partition(":")
-    arch = name.split(".", 1)[0]
-    if ctx.registries is None or arch not in ctx.registries.backbones:
-        raise ConfigError(f"adv_train cannot rebuild backbone {ctx.backbone_name!r} from scratch here; "
-                          "use --opt defense.init=base")
+    fresh = getattr(ctx.base, "fresh", None)
+    if fresh is None:
+        raise ConfigError(f"adv_train cannot rebuild backbone {ctx.backbone_name!r} from scratch here (the context "
+                          "has no base TrainedBackbone); use --opt defense.init=base")
     torch.manual_seed(ctx.seed)
-    fresh: Backbone = ctx.registries.backbones.get(arch).build(ctx.backbone.num_classes, variant or None)
-    return fresh
+    model: Backbone = fresh()
+    return model

@@ -56,7 +56,7 @@ from robench3d import (
 from robench3d.defenses.base import count_params
 from robench3d.params import Param
 from robench3d.training.backbone import augment
-from robench3d_baselines._artifacts import Artifact, progress_of, train_seconds_of
+from robench3d_baselines._artifacts import Artifact, artifact_for, progress_of, train_seconds_of
 from robench3d_baselines._data import epoch_batches, subset_indices
 from robench3d_baselines._pointops import chamfer, farthest_point_resample, gather_points
 from robench3d_baselines.pu_net import PU_NET_CONFIGS, PUNet, build_pu_net, mean_spacing, upsampling_loss
@@ -155,8 +155,8 @@ class DUPNet(Defense):
         # The upsampler does not depend on the backbone or on the SOR parameters: keyed without them, one trained
         # upsampler serves every backbone and SOR setting.
         key = {k: v for k, v in p.items() if not k.startswith("sor_") and k not in ("in_fraction", "eval_batch")}
-        art = Artifact.for_config(ctx, self.name, {"upsampler": key})
-        info = art.load(net)
+        art = artifact_for(ctx, self.name, {"upsampler": key})
+        info = art.load_into(net)
         if info is None:
             info = self._train(net, ctx, art)
         else:

@@ -49,8 +49,8 @@ def make_ctx(registries: Registries, tiny_data: PreparedDataset, tiny_base: Trai
 
     def make(**kw: Any) -> DefenseContext:
         args: dict[str, Any] = {
-            "dataset": tiny_data, "backbone": tiny_base.model, "backbone_name": tiny_base.name,
-            "attack_factory": lambda name, preset="standard", overrides=None: make_attack(
+            "train_data": tiny_data, "backbone": tiny_base.model, "backbone_name": tiny_base.name,
+            "base": tiny_base, "attack_factory": lambda name, preset="standard", overrides=None: make_attack(
                 registries, name, preset, overrides, 0),
             "cache_dir": cache_dir, "seed": 0, "registries": registries,
             "backbone_provenance": tiny_base.provenance}
