@@ -15,7 +15,6 @@ from robench3d.errors import (
     ConfigError,
     DataError,
     DuplicateComponentError,
-    IncompatibleSettingError,
     LeaderboardSchemaError,
     PluginLoadError,
     Robench3DError,
@@ -24,16 +23,20 @@ from robench3d.errors import (
 from robench3d.hookspecs import hookimpl, hookspec
 
 if TYPE_CHECKING:
+    from robench3d.artifacts import Artifact
     from robench3d.attacks.base import Attack, AttackContext, AttackResult
     from robench3d.backbones.base import Backbone, BackboneSpec, TrainRecipe, WeightsSpec
     from robench3d.config import RunConfig
+    from robench3d.context import BuildContext
     from robench3d.datasets.base import Batch, Dataset, DatasetOptions, PreparedDataset, SplitData
     from robench3d.defenses.base import DefendedModel, Defense, DefenseContext, PreprocessingDefense
     from robench3d.evaluation.matrix import run_matrix
     from robench3d.norms import Budget, Norm, Setting, Split
+    from robench3d.params import Param
     from robench3d.plugins import build_plugin_manager, build_registries
     from robench3d.registry import ComponentKind, Registries, Registry
-    from robench3d.training.trainer import Trainer, TrainerConfig
+    from robench3d.teachers.base import Teacher, TeacherOutput
+    from robench3d.training.trainer import ParamGroup, Trainer, TrainerConfig
 
 try:
     __version__ = importlib.metadata.version("robench3d")
@@ -41,6 +44,7 @@ except importlib.metadata.PackageNotFoundError:  # running from a source tree th
     __version__ = "0+unknown"
 
 _LAZY: dict[str, str] = {
+    "Artifact": "robench3d.artifacts",
     "Attack": "robench3d.attacks.base",
     "AttackContext": "robench3d.attacks.base",
     "AttackResult": "robench3d.attacks.base",
@@ -48,6 +52,7 @@ _LAZY: dict[str, str] = {
     "BackboneSpec": "robench3d.backbones.base",
     "Batch": "robench3d.datasets.base",
     "Budget": "robench3d.norms",
+    "BuildContext": "robench3d.context",
     "ComponentKind": "robench3d.registry",
     "Dataset": "robench3d.datasets.base",
     "DatasetOptions": "robench3d.datasets.base",
@@ -55,6 +60,8 @@ _LAZY: dict[str, str] = {
     "Defense": "robench3d.defenses.base",
     "DefenseContext": "robench3d.defenses.base",
     "Norm": "robench3d.norms",
+    "Param": "robench3d.params",
+    "ParamGroup": "robench3d.training.trainer",
     "PreparedDataset": "robench3d.datasets.base",
     "PreprocessingDefense": "robench3d.defenses.base",
     "Registries": "robench3d.registry",
@@ -63,6 +70,8 @@ _LAZY: dict[str, str] = {
     "Setting": "robench3d.norms",
     "Split": "robench3d.norms",
     "SplitData": "robench3d.datasets.base",
+    "Teacher": "robench3d.teachers.base",
+    "TeacherOutput": "robench3d.teachers.base",
     "TrainRecipe": "robench3d.backbones.base",
     "Trainer": "robench3d.training.trainer",
     "TrainerConfig": "robench3d.training.trainer",
@@ -77,7 +86,6 @@ __all__ = sorted([
     "ConfigError",
     "DataError",
     "DuplicateComponentError",
-    "IncompatibleSettingError",
     "LeaderboardSchemaError",
     "PluginLoadError",
     "Robench3DError",

@@ -11,7 +11,6 @@ Hierarchy::
     ├── UnknownComponentError       a name that no registry holds (with a did-you-mean)
     ├── DuplicateComponentError     two plugins register the same name
     ├── PluginLoadError             a plugin fails to import, validate or register
-    ├── IncompatibleSettingError    an attack asked to run in a setting it does not support
     ├── BudgetViolationError        an attack's output exceeds the attack's own budget
     └── LeaderboardSchemaError      a results or leaderboard table violates the schema
 """
@@ -23,7 +22,6 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DuplicateComponentError",
-    "IncompatibleSettingError",
     "LeaderboardSchemaError",
     "PluginLoadError",
     "Robench3DError",
@@ -66,10 +64,6 @@ class PluginLoadError(Robench3DError):
         super().__init__(message)
         self.plugin = plugin
         self.distribution = distribution
-
-
-class IncompatibleSettingError(Robench3DError):
-    """An attack was asked to run in a threat setting it does not declare."""
 
 
 class BudgetViolationError(Robench3DError):

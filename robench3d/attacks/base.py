@@ -168,10 +168,6 @@ class Attack(ABC):
     def prepare(self, ctx: AttackContext) -> None:  # noqa: B027 - optional hook, deliberately empty
         """Train or load what the attack needs (called once per run before the first call)."""
 
-    def describe(self) -> str:
-        """Short human description of the configured attack."""
-        return f"{self.name} [{self.preset}] " + ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-
     def changed_params(self) -> dict[str, Any]:
         """The parameters whose values differ from the preset (recorded in the rows' ``overrides`` column)."""
         return {k: v for k, v in self.params.items() if v != self.defaults.get(k)}

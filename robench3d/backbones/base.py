@@ -49,12 +49,15 @@ class LinearHead(nn.Module):
 
 
 class CosineHead(nn.Module):
-    """Cosine similarity between the L2-normalised embedding and fixed class embeddings, times a scale.
+    """Cosine similarity between the L2-normalised embedding and class embeddings, times a scale.
 
-    ``class_embeddings`` (C, D_c) are a buffer, not parameters (for example MiniLM embeddings of the class names);
-    when D_c differs from the backbone's embedding size a learned linear projection maps the embedding first.
+    The class embeddings (C, D_c) can be given at call time (``head(emb, class_embeddings)``), so a prompted text
+    side (learnable context vectors in a text encoder) changes the classifier while it trains; otherwise the stored
+    ones are used: a buffer, not parameters, set at construction (for example MiniLM embeddings of the class names)
+    and replaced with :meth:`set_class_embeddings` (e.g. once at inference, after prompt tuning). When D_c differs
+    from the backbone's embedding size a learned linear projection maps the embedding first.
 
-    Shape: (B, D) -> (B, C).
+    Shape: (B, D), optional (C, D_c) -> (B, C).
     """
 
     def __init__(self, embed_dim: int, class_embeddings: torch.Tensor, scale: float = 1 / 0.07) -> None:
@@ -64,9 +67,17 @@ class CosineHead(nn.Module):
         self.proj: nn.Module = nn.Identity() if emb.shape[1] == embed_dim else nn.Linear(embed_dim, emb.shape[1])
         self.scale = float(scale)
 
-    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+    def set_class_embeddings(self, class_embeddings: torch.Tensor) -> None:
+        """Store (a detached, normalised copy of) new class embeddings, e.g. computed once from prompted text."""
+        if class_embeddings.shape != self.class_embeddings.shape:
+            raise ConfigError(f"class embeddings must keep shape {tuple(self.class_embeddings.shape)}; got "
+                              f"{tuple(class_embeddings.shape)}")
+        self.class_embeddings.copy_(F.normalize(class_embeddings.detach().float(), dim=-1))
+
+    def forward(self, emb: torch.Tensor, class_embeddings: torch.Tensor | None = None) -> torch.Tensor:
         z = F.normalize(self.proj(emb), dim=-1)
-        return self.scale * z @ self.class_embeddings.t()
+        classes = self.class_embeddings if class_embeddings is None else F.normalize(class_embeddings, dim=-1)
+        return self.scale * z @ classes.t()
 
 
 def build_head(kind: str, embed_dim: int, num_classes: int, class_embeddings: torch.Tensor | None = None) -> nn.Module:
@@ -114,7 +125,11 @@ class Backbone(nn.Module):
     def embed(self, points: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
         """The global embedding (B, D); ``prompts`` are learnable tokens the backbone accepts."""
 
-    def _check_prompts(self, prompts: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+    def check_prompts(self, prompts: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """Validate prompt tokens for a batch of ``batch`` clouds and expand them to (B, P, prompt_dim).
+
+        Raises :class:`ConfigError` when this backbone takes no prompts or the shape is wrong.
+        """
         if prompts is None:
             return None
         if self.prompt_dim is None:
@@ -125,9 +140,19 @@ class Backbone(nn.Module):
             )
         return prompts.expand(batch, -1, -1)
 
-    def forward(self, points: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, C)."""
-        return self.head(self.embed(points, prompts))
+    # The old private name, kept for plugins written against robench3d 0.1.
+    _check_prompts = check_prompts
+
+    def forward(self, points: torch.Tensor, prompts: torch.Tensor | None = None,
+                class_embeddings: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, C); ``class_embeddings`` (C, D_c) replace a cosine head's stored ones for this call."""
+        emb = self.embed(points, prompts)
+        if class_embeddings is None:
+            return self.head(emb)
+        if not isinstance(self.head, CosineHead):
+            raise ConfigError(f"backbone {self.arch!r} has a {type(self.head).__name__}; class embeddings at call "
+                              "time need a cosine head (--opt backbone.head=cosine)")
+        return self.head(emb, class_embeddings)
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ class PointNet(Backbone):
 
     def embed(self, points: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
         feats = self.forward_features(points)
-        p = self._check_prompts(prompts, points.shape[0])
+        p = self.check_prompts(prompts, points.shape[0])
         if p is not None:
             feats = torch.cat([feats, p.transpose(1, 2).to(feats.dtype)], dim=2)
         return self.mlp(feats.max(dim=2).values)

@@ -161,7 +161,7 @@ class Uni3DTransformer(Backbone):
         return self.token_proj(self.tokenizer(groups)), self.pos_embed(centres)
 
     def _prompt_chunks(self, prompts: torch.Tensor | None, batch: int) -> list[torch.Tensor]:
-        p = self._check_prompts(prompts, batch)
+        p = self.check_prompts(prompts, batch)
         if p is None:
             return []
         if self.prompt_mode == "shallow":

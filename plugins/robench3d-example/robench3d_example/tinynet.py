@@ -42,7 +42,7 @@ class TinyNet(Backbone):
 
     def embed(self, points: torch.Tensor, prompts: torch.Tensor | None = None) -> torch.Tensor:
         feats = self.forward_features(points)
-        tokens = self._check_prompts(prompts, points.shape[0])  # None, or (B, P, width) after a shape check
+        tokens = self.check_prompts(prompts, points.shape[0])  # None, or (B, P, width) after a shape check
         if tokens is not None:
             feats = torch.cat([feats, tokens.transpose(1, 2).to(feats.dtype)], dim=2)
         return self.global_mlp(feats.max(dim=2).values)  # (B, embed_dim)
