@@ -1,4 +1,4 @@
-"""How the geometry kernels of ``robench3d.backbones.ops`` scale with the number of points, vs naive versions.
+"""How the geometry kernels of ``robench3d.pointops`` scale with the number of points, vs naive versions.
 
 Run:  python benchmarks/bench_ops.py [--batch 8] [--max-points 4096] [--repeats 2] [--threads N]
       (about 1-2 minutes here; ``--threads 1`` is the fair setting on a machine shared with other jobs)
@@ -23,7 +23,7 @@ import torch
 from _timing import best_time
 from tabulate import tabulate
 
-from robench3d.backbones.ops import ball_query, farthest_point_sample, knn
+from robench3d.pointops import ball_query, farthest_point_sample, knn
 
 
 def _ms(fn, repeats: int) -> float:

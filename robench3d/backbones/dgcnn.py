@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from robench3d.backbones.base import Backbone, BackboneSpec, TrainRecipe
-from robench3d.backbones.ops import gather_points, knn
 from robench3d.errors import ConfigError
+from robench3d.pointops import gather_points, knn
 
 __all__ = ["DGCNN", "DGCNN_SPEC", "EdgeConv"]
 

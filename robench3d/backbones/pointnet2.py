@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from robench3d.backbones.base import Backbone, BackboneSpec, TrainRecipe
-from robench3d.backbones.ops import ball_query, farthest_point_sample, gather_points
 from robench3d.errors import ConfigError
+from robench3d.pointops import ball_query, farthest_point_sample, gather_points
 
 __all__ = ["POINTNET2_MSG", "POINTNET2_SSG", "PointNet2", "SetAbstraction"]
 

@@ -39,9 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from robench3d.backbones.base import Backbone, BackboneSpec, TrainRecipe
-from robench3d.backbones.ops import farthest_point_sample, gather_points, knn
 from robench3d.backbones.uni3d_weights import UNI3D_WEIGHTS, load_uni3d_checkpoint
 from robench3d.errors import ConfigError
+from robench3d.pointops import farthest_point_sample, gather_points, knn
 
 __all__ = ["GroupTokenizer", "Uni3DTransformer", "UNI3D"]
 

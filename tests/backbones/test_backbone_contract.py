@@ -167,8 +167,8 @@ def test_uni3d_shallow_prompts_use_zero_position() -> None:
 
 def test_pointnet2_factored_first_layer_matches_grouping_first() -> None:
     """The per-point/per-centre split of the first group layer equals running it on grouped [p_j - c, f_j]."""
-    from robench3d.backbones.ops import ball_query, gather_points
     from robench3d.backbones.pointnet2 import _Scale
+    from robench3d.pointops import ball_query, gather_points
 
     torch.manual_seed(0)
     scale = _Scale(0.5, 6, (8, 12), in_ch=4).eval()
@@ -193,7 +193,7 @@ def test_dgcnn_k_follows_the_cloud_size_when_configured() -> None:
 def test_dgcnn_eval_shortcut_matches_edge_tensor() -> None:
     """DGCNN's eval path (max before BN) equals BN + LeakyReLU on every edge, then max."""
     from robench3d.backbones.dgcnn import EdgeConv
-    from robench3d.backbones.ops import gather_points, knn
+    from robench3d.pointops import gather_points, knn
 
     torch.manual_seed(0)
     conv = EdgeConv(6, 8)

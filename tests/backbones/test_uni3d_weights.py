@@ -16,10 +16,10 @@ import pytest
 import torch
 from torch import nn
 
-from robench3d.backbones.ops import farthest_point_sample, gather_points
 from robench3d.backbones.uni3d import UNI3D
 from robench3d.backbones.uni3d_weights import UNI3D_WEIGHTS, load_uni3d_checkpoint
 from robench3d.errors import ConfigError
+from robench3d.pointops import farthest_point_sample, gather_points
 
 
 class _OfficialEncoder(nn.Module):

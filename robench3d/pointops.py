@@ -1,4 +1,5 @@
-"""Vectorised geometry kernels shared by the point-cloud backbones: FPS, kNN, ball query, gathering.
+"""Point-cloud kernels shared by the backbones, the attacks, the metrics and the plugins: distances, neighbours,
+gathering, farthest point sampling and Chamfer/Hausdorff distances.
 
 Everything is pure PyTorch (no compiled extension), batched over the leading dimension, and differentiable with
 respect to the *coordinates or features that are gathered* (index selection itself is piecewise constant, so
@@ -17,8 +18,17 @@ targets (``benchmarks/bench_ops.py`` prints the comparison):
   sequential (S steps of tiny tensor ops); with 2 OpenMP threads each step pays a fork/join that costs more than
   the arithmetic, and 8x more on a busy machine, so the loop temporarily sets ``torch.set_num_threads(1)``.
 
+Nearest-neighbour *distances* (:func:`nearest_sq_distances`, :func:`chamfer`, :func:`hausdorff`) choose the
+neighbours without gradient and differentiate only the matched pairs. The gradient is the same as differentiating
+the dense ``min`` (a sub-gradient that picks the nearest point), but autograd never stores a (B, N, M) matrix, and
+squared distances need no square root, so the gradient stays finite where a point sits on its neighbour. The
+neighbours are ranked by ``|b|^2 - 2 a.b`` (:func:`distance_ranking`: the squared distance less the row constant
+``|a|^2``), the form the attacks were pinned with. ``exact=True`` instead measures with :func:`torch.cdist`
+without the matmul expansion, so a reported perturbation size carries no cancellation error (the expansion's
+rounding, about 1e-7 on unit-scale clouds, is not small next to the squared distances of a small perturbation).
+
 Shape conventions: clouds are (B, N, 3); query sets (B, S, 3); neighbour indices (B, S, K) into N; features
-(B, N, C).
+(B, N, C); per-cloud results (B,).
 """
 
 from __future__ import annotations
@@ -28,7 +38,20 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["ball_query", "farthest_point_sample", "gather_points", "knn", "single_thread", "square_distance"]
+__all__ = [
+    "ball_query",
+    "chamfer",
+    "distance_ranking",
+    "farthest_point_sample",
+    "gather_points",
+    "hausdorff",
+    "knn",
+    "knn_with_distances",
+    "nearest_indices",
+    "nearest_sq_distances",
+    "single_thread",
+    "square_distance",
+]
 
 
 @contextmanager
@@ -82,6 +105,29 @@ def knn(query: torch.Tensor, points: torch.Tensor, k: int) -> torch.Tensor:
         return dist.topk(k, dim=-1, largest=False, sorted=True).indices
 
 
+def knn_with_distances(query: torch.Tensor, points: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared distances and indices of the ``k`` nearest reference points of every query point, nearest first.
+
+    Like :func:`knn`, but ``k`` is capped at N and the distances come along (without gradient: callers that need
+    one recompute the distances from gathered points).
+
+    Args:
+        query: (B, S, C).
+        points: (B, N, C).
+        k: number of neighbours; more than N returns all N.
+
+    Returns:
+        (B, S, k') squared distances (>= 0) and (B, S, k') int64 indices into N, k' = min(k, N).
+
+    Shape:
+        (B, S, C), (B, N, C) -> (B, S, k'), (B, S, k').
+    """
+    with torch.no_grad():
+        dist = square_distance(query.detach(), points.detach())
+        found = dist.topk(min(k, points.shape[1]), dim=-1, largest=False, sorted=True)
+        return found.values, found.indices
+
+
 def ball_query(query: torch.Tensor, points: torch.Tensor, radius: float, k: int) -> torch.Tensor:
     """The first ``k`` reference points (in index order) within ``radius`` of each query (PointNet++ semantics).
 
@@ -131,6 +177,96 @@ def gather_points(values: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """
     batch = torch.arange(values.shape[0], device=values.device).view(-1, *([1] * (idx.dim() - 1)))
     return values[batch, idx]
+
+
+def distance_ranking(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Scores that order the ``b`` points by squared distance from each ``a`` point: ``|b_j|^2 - 2 a_i . b_j``.
+
+    This is the squared distance less the row constant ``|a_i|^2``, so it ranks (``argmin``, ``topk``) along the
+    last dimension exactly as :func:`square_distance` does up to float rounding, with one addition fewer. It is not
+    a distance and may be negative. :func:`nearest_indices` and the attacks' neighbourhoods rank with it.
+
+    Shape:
+        (B, N, C), (B, M, C) -> (B, N, M).
+    """
+    return torch.baddbmm((b * b).sum(-1).unsqueeze(1), a, b.transpose(1, 2), alpha=-2.0)
+
+
+def nearest_indices(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest ``b`` point of every ``a`` point (no gradient).
+
+    Shape:
+        (B, N, C), (B, M, C) -> (B, N) int64 indices into M.
+    """
+    with torch.no_grad():
+        return distance_ranking(a.detach(), b.detach()).argmin(dim=2)
+
+
+def _exact_nearest(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Euclidean distance of every ``a`` point to its nearest ``b`` point, without the matmul expansion: (B, N)."""
+    with torch.no_grad():
+        return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist").min(dim=2).values
+
+
+def nearest_sq_distances(a: torch.Tensor, b: torch.Tensor, *, exact: bool = False) -> torch.Tensor:
+    """Squared distance of every ``a`` point to its nearest ``b`` point.
+
+    Args:
+        a: (B, N, 3) points whose nearest neighbours are looked up.
+        b: (B, M, 3) reference points.
+        exact: measure with :func:`torch.cdist` without the matmul expansion (no gradient) instead of the matched
+            pairs (differentiable in ``a`` and ``b``).
+
+    Returns:
+        (B, N) squared distances.
+
+    Shape:
+        (B, N, 3), (B, M, 3) -> (B, N).
+    """
+    if exact:
+        return _exact_nearest(a, b) ** 2
+    return (a - gather_points(b, nearest_indices(a, b))).pow(2).sum(-1)
+
+
+def chamfer(a: torch.Tensor, b: torch.Tensor, *, exact: bool = False) -> torch.Tensor:
+    """Symmetric Chamfer distance per cloud: the mean squared nearest-neighbour distance, both ways, averaged.
+
+    This is the definition robench3d reports for perturbation sizes (with ``exact=True``); without it, the matched-
+    points form is differentiable in both clouds (a reconstruction loss).
+
+    Args:
+        a: (B, N, 3).
+        b: (B, M, 3).
+        exact: see :func:`nearest_sq_distances`.
+
+    Returns:
+        (B,) distances.
+
+    Shape:
+        (B, N, 3), (B, M, 3) -> (B,).
+    """
+    return 0.5 * (nearest_sq_distances(a, b, exact=exact).mean(dim=1)
+                  + nearest_sq_distances(b, a, exact=exact).mean(dim=1))
+
+
+def hausdorff(a: torch.Tensor, b: torch.Tensor, *, exact: bool = False) -> torch.Tensor:
+    """Symmetric Hausdorff distance per cloud: the largest nearest-neighbour distance, either way (not squared).
+
+    Args:
+        a: (B, N, 3).
+        b: (B, M, 3).
+        exact: see :func:`nearest_sq_distances`.
+
+    Returns:
+        (B,) distances.
+
+    Shape:
+        (B, N, 3), (B, M, 3) -> (B,).
+    """
+    if exact:
+        return torch.maximum(_exact_nearest(a, b).max(dim=1).values, _exact_nearest(b, a).max(dim=1).values)
+    worst = torch.maximum(nearest_sq_distances(a, b).max(dim=1).values, nearest_sq_distances(b, a).max(dim=1).values)
+    return worst.sqrt()
 
 
 def farthest_point_sample(points: torch.Tensor, num_samples: int) -> torch.Tensor:
