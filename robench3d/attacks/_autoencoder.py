@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from robench3d.attacks._distances import nearest_sq_distances
 from robench3d.cache import atomic_path, read_json, stable_hash, write_json
 from robench3d.errors import ConfigError
+from robench3d.pointops import nearest_sq_distances
 
 __all__ = ["AE_CODE_VERSION", "PointAutoEncoder", "load_or_train_autoencoder"]
 
