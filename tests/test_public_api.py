@@ -36,6 +36,7 @@ def test_stable_plugin_modules_are_pinned() -> None:
     import robench3d.cache
     import robench3d.context
     import robench3d.params
+    import robench3d.pointops
     import robench3d.teachers.base
     import robench3d.text
     import robench3d.training.backbone
@@ -47,5 +48,8 @@ def test_stable_plugin_modules_are_pinned() -> None:
         robench3d.training.trainer.__all__)
     assert {"Param", "resolve"} <= set(robench3d.params.__all__) and robench3d.artifacts.__all__ == ["Artifact"]
     assert robench3d.context.__all__ == ["BuildContext"]
+    assert {"ball_query", "chamfer", "distance_ranking", "farthest_point_sample", "gather_points", "hausdorff", "knn",
+            "knn_with_distances", "nearest_indices", "nearest_sq_distances", "single_thread", "square_distance"} <= set(
+        robench3d.pointops.__all__)
     assert {"Teacher", "TeacherOutput", "teacher_outputs"} <= set(robench3d.teachers.base.__all__)
     assert {"TextEncoder", "build_text_encoder", "class_name_embeddings"} <= set(robench3d.text.__all__)

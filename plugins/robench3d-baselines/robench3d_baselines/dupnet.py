@@ -55,10 +55,11 @@ from robench3d import (
 )
 from robench3d.defenses.base import count_params
 from robench3d.params import Param
+from robench3d.pointops import chamfer, gather_points
 from robench3d.training.backbone import augment
 from robench3d_baselines._artifacts import Artifact, artifact_for, progress_of, train_seconds_of
 from robench3d_baselines._data import epoch_batches, subset_indices
-from robench3d_baselines._pointops import chamfer, farthest_point_resample, gather_points
+from robench3d_baselines._pointops import farthest_point_resample
 from robench3d_baselines.pu_net import PU_NET_CONFIGS, PUNet, build_pu_net, mean_spacing, upsampling_loss
 from robench3d_baselines.sor import sor_mask
 

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from robench3d import ConfigError
-from robench3d_baselines._pointops import chamfer, gather_points, knn
+from robench3d.pointops import chamfer, gather_points, knn_with_distances
 
 __all__ = ["PU_NET_CONFIGS", "PUNet", "build_pu_net", "mean_spacing", "repulsion_loss", "upsampling_loss"]
 
@@ -60,7 +60,7 @@ PU_NET_CONFIGS: dict[str, dict[str, Any]] = {
 
 def mean_spacing(points: torch.Tensor) -> torch.Tensor:
     """Mean distance of a cloud's points to their nearest other point (no gradient). Shape: (B, M, 3) -> (B, 1, 1)."""
-    d2, _ = knn(points, points, 2)
+    d2, _ = knn_with_distances(points, points, 2)
     return d2[..., 1].sqrt().mean(dim=1).clamp_min(1e-6).view(-1, 1, 1)
 
 
@@ -118,7 +118,7 @@ class PUNet(nn.Module):
         per_level: list[tuple[torch.Tensor, torch.Tensor]] = []
         for level, mlp in enumerate(self.levels):
             cent = points[:, : max(m >> level, 1)]
-            _, idx = knn(cent, prev_xyz, self.k)  # indices only: piecewise constant, no gradient
+            _, idx = knn_with_distances(cent, prev_xyz, self.k)  # indices only: piecewise constant, no gradient
             kk = idx.shape[2]
             flat = idx.reshape(b, -1)
             rel = (gather_points(prev_xyz, flat).view(b, -1, kk, 3) - cent.unsqueeze(2)) / s.unsqueeze(-1)
@@ -142,7 +142,7 @@ class PUNet(nn.Module):
         if cent.shape[1] == points.shape[1]:
             return feat
         # Weights are constants (knn carries no gradient), as in PointNet++'s feature propagation.
-        d2, idx = knn(points, cent, 3)
+        d2, idx = knn_with_distances(points, cent, 3)
         w = 1.0 / (d2.sqrt() + 1e-8)
         w = w / w.sum(dim=2, keepdim=True)
         b, m, kk = idx.shape
@@ -168,7 +168,7 @@ def repulsion_loss(pred: torch.Tensor, h: torch.Tensor, neighbours: int = 4, sam
     """
     b, p, _ = pred.shape
     queries = pred[:, torch.randperm(p, device=pred.device)[: max(1, int(sample * p))]]
-    _, idx = knn(queries, pred, neighbours + 1)
+    _, idx = knn_with_distances(queries, pred, neighbours + 1)
     kk = idx.shape[2] - 1  # the nearest is the query itself
     near = gather_points(pred, idx[..., 1:].reshape(b, -1)).view(b, -1, kk, 3)
     # Distances from gathered differences (not cdist), so coincident points give a finite gradient.
