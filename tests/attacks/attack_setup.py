@@ -3,6 +3,10 @@
 Not a ``conftest.py``: a second conftest module would shadow ``tests/conftest.py`` for ``from conftest import``.
 The setting is built lazily and memoised, so every attack test module shares one trained model and one run per
 (attack, preset, seed).
+
+The attack test modules run on one thread (``robench3d.pointops.single_thread``): the tensors are tiny, so a second
+thread buys nothing, and on a shared, oversubscribed machine OpenMP's spinning barriers made these tests ~10x slower
+with two threads (measured: 201 s vs 21 s at load 6 on 2 cores).
 """
 
 from __future__ import annotations
@@ -11,8 +15,7 @@ import atexit
 import functools
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,21 +36,6 @@ SEED = 0
 NUM_POINTS = 128
 NUM_SAMPLES = 12  # clean-correct test clouds the attacks are run on
 ITERATION_KEYS = frozenset({"steps", "iterations", "binary_steps", "queries"})
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread, restoring the previous count afterwards.
-
-    The tensors here are tiny, so a second thread buys nothing; on a shared, oversubscribed machine OpenMP's
-    spinning barriers made these tests ~10x slower with two threads (measured: 201 s vs 21 s at load 6 on 2 cores).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass

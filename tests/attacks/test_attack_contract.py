@@ -7,11 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-from attack_setup import ITERATION_KEYS, SEED, TinySetting, make_attack, run, single_thread, tiny_setting, victim_for
+from attack_setup import ITERATION_KEYS, SEED, TinySetting, make_attack, run, tiny_setting, victim_for
 
 from robench3d.errors import ConfigError
 from robench3d.norms import PRESETS, Norm
 from robench3d.plugins import build_plugin_manager, build_registries
+from robench3d.pointops import single_thread
 
 NAMES = build_registries(build_plugin_manager(autoload=False)).attacks.names()
 

@@ -11,13 +11,14 @@ from typing import Any, ClassVar
 
 import pytest
 import torch
-from attack_setup import SEED, TinySetting, make_attack, n_correct, run, single_thread, tiny_setting
+from attack_setup import SEED, TinySetting, make_attack, n_correct, run, tiny_setting
 
 from robench3d.attacks.base import Attack, AttackResult
 from robench3d.errors import BudgetViolationError
 from robench3d.evaluation.masking import SANITY_MAX_ACC, SANITY_PARAMS
 from robench3d.norms import PRESETS, Budget, Norm, Setting
 from robench3d.plugins import build_plugin_manager, build_registries
+from robench3d.pointops import single_thread
 
 _REGS = build_registries(build_plugin_manager(autoload=False))
 ATTACKS = [n for n in _REGS.attacks.names() if not _REGS.attacks.get(n).is_control]
