@@ -1,11 +1,16 @@
-"""The shared kernels of robench3d.pointops against brute-force references."""
+"""The shared kernels of robench3d.pointops against brute-force references, and a check that nobody copies them."""
 
 from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from robench3d import pointops
 from robench3d.evaluation import metrics
 from robench3d.pointops import (
     ball_query,
@@ -21,6 +26,8 @@ from robench3d.pointops import (
     single_thread,
     square_distance,
 )
+
+ROOT = Path(__file__).parents[1]
 
 
 def _cloud(b: int = 3, n: int = 200, seed: int = 0) -> torch.Tensor:
@@ -180,3 +187,41 @@ def test_differentiable_chamfer_has_a_gradient() -> None:
     (grad,) = torch.autograd.grad(chamfer(a, b).sum(), (a,))
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
     assert not chamfer(a, b, exact=True).requires_grad
+
+
+# Kernels that must exist once, in robench3d/pointops.py.
+SHARED = {"square_distance", "square_distances", "squared_distances", "gather_points", "chamfer"}
+
+
+def _sources() -> list[Path]:
+    files = [*ROOT.joinpath("robench3d").rglob("*.py"), *ROOT.joinpath("plugins").rglob("*.py")]
+    return [f for f in files if f != ROOT / "robench3d" / "pointops.py"]
+
+
+def _is_pointops_wrapper(fn: ast.FunctionDef) -> bool:
+    """A def whose body (after its docstring) is ``return pointops.<its name>(...)``: a named entry, not a copy."""
+    body = fn.body[1:] if fn.body and isinstance(fn.body[0], ast.Expr) else fn.body
+    if len(body) != 1 or not isinstance(body[0], ast.Return) or not isinstance(body[0].value, ast.Call):
+        return False
+    func = body[0].value.func
+    return isinstance(func, ast.Attribute) and func.attr == fn.name and ast.unparse(func.value) == "pointops"
+
+
+def test_the_kernels_are_not_copied() -> None:
+    copies = []
+    for path in _sources():
+        text = path.read_text()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef) and node.name in SHARED and not _is_pointops_wrapper(node):
+                copies.append(f"{path.relative_to(ROOT)}:{node.lineno} defines {node.name}")
+        if re.search(r"\bset_num_threads\s*\(", text):
+            copies.append(f"{path.relative_to(ROOT)} sets torch's thread count (use pointops.single_thread)")
+    assert not copies, copies
+
+
+def test_the_meta_check_sees_a_copy() -> None:
+    copy = ast.parse("def gather_points(x, i):\n    return x[i]\n").body[0]
+    wrapper = ast.parse('def chamfer(a, b):\n    """Doc."""\n    return pointops.chamfer(a, b, exact=True)\n').body[0]
+    assert isinstance(copy, ast.FunctionDef) and isinstance(wrapper, ast.FunctionDef)
+    assert not _is_pointops_wrapper(copy) and _is_pointops_wrapper(wrapper)
+    assert set(pointops.__all__) >= SHARED - {"square_distances", "squared_distances"}
