@@ -14,7 +14,6 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from robench3d.errors import Robench3DError
 
@@ -23,8 +22,6 @@ __all__ = ["main"]
 logger = logging.getLogger("robench3d")
 
 KINDS_HELP = "attacks, defenses, backbones, datasets, teachers (or a kind added by a plugin)"
-#: Test clouds evaluated by default on a CPU (the whole suite at the quick preset then takes minutes, not hours).
-CPU_DEFAULT_N = 30
 
 
 def _positive_int(text: str) -> int:
@@ -79,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", default="auto",
                      help="standard, if-defense, mrpd-paper, quick; auto (default): standard on a GPU, quick on CPU")
     run.add_argument("--surrogate", default=None, help="transfer surrogate backbone (default: pointnet2_ssg)")
+    from robench3d.config import CPU_DEFAULT_N
+
     run.add_argument("--n", default="auto",
                      help=f"evaluate the first N test clouds; 'all'; auto (default): all on a GPU, "
                           f"{CPU_DEFAULT_N} on CPU")
@@ -176,13 +175,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" Finished cells are saved in {out}/;" if out else ""
         print(f"\ninterrupted.{where} re-run the same command to resume.", file=sys.stderr)
         return 130
-
-
-def env_cache_dir(args: Any) -> Path:
-    """``--cache-dir`` or the default cache directory."""
-    from robench3d.cache import default_cache_dir
-
-    return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
 
 
 if __name__ == "__main__":  # pragma: no cover

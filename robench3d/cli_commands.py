@@ -1,4 +1,8 @@
-"""Implementations of the ``robench3d`` subcommands (part of the CLI layer: it prints)."""
+"""Implementations of the ``robench3d`` subcommands (part of the CLI layer: it prints).
+
+:mod:`robench3d.cli` parses the arguments and imports this module when a command runs; this module never imports
+:mod:`robench3d.cli` (the layering test checks it).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from typing import Any
 
 from tabulate import tabulate
 
-from robench3d.cli import env_cache_dir
 from robench3d.config import RunConfig, parse_opts, parse_ref
 from robench3d.errors import ConfigError
 from robench3d.norms import Setting
@@ -25,6 +28,13 @@ def _progress(args: argparse.Namespace) -> Any:
 
 
 PluginOpts = tuple[list[str], list[str]]
+
+
+def env_cache_dir(args: Any) -> Path:
+    """``--cache-dir`` or the default cache directory (``$ROBENCH3D_CACHE``, else ``~/.cache/robench3d``)."""
+    from robench3d.cache import default_cache_dir
+
+    return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
 
 
 def _load(plugins: PluginOpts, *, strict: bool) -> tuple[PluginManager, Registries]:
@@ -141,7 +151,7 @@ def cmd_run(args: argparse.Namespace, plugins: PluginOpts) -> int:
 
 def _cpu_defaults(args: argparse.Namespace) -> tuple[str, int | None]:
     """Resolve ``--preset auto`` and ``--n auto``: the full protocol on a GPU, a CPU-sized run otherwise."""
-    from robench3d.cli import CPU_DEFAULT_N
+    from robench3d.config import CPU_DEFAULT_N
 
     gpu = str(args.device).startswith("cuda")
     preset = args.preset if args.preset != "auto" else ("standard" if gpu else "quick")

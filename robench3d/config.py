@@ -13,6 +13,9 @@ from robench3d.norms import Setting, check_preset
 
 __all__ = ["ComponentRef", "RunConfig", "check_device", "parse_opts", "parse_ref"]
 
+#: Test clouds evaluated by default on a CPU (the whole suite at the quick preset then takes minutes, not hours).
+CPU_DEFAULT_N = 30
+
 OPT_SCOPES = ("dataset", "backbone", "train", "defense", "attack", "surrogate", "teacher")
 
 

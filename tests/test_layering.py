@@ -10,22 +10,21 @@ PKG = Path(__file__).parents[1] / "robench3d"
 LAYER = {
     "errors": -1, "norms": 0, "params": 0, "pointops": 0, "schema": 1, "hookspecs": 0, "cache": 0, "artifacts": 1,
     "registry": 1, "config": 1,
-    "datasets": 2, "training": 2,
+    "datasets": 2, "training": 3.5,
     "backbones": 3, "defenses": 3, "teachers": 3, "context": 2, "text": 2,
     "attacks": 4,
     "evaluation": 5,
     "leaderboard": 6,
     "builtin": 7, "plugins": 7, "__init__": 7,
-    "cli": 8, "cli_commands": 8, "__main__": 8,
+    "cli_commands": 8, "cli": 9, "__main__": 10,
 }
-# training sits beside datasets but trains backbones; defenses may use backbones.base for types.
-ALLOWED = {("training", "backbones"), ("training", "datasets"), ("defenses", "backbones"), ("defenses", "training")}
+# training trains backbones, so it sits above them and below attacks; defenses may use backbones.base for types.
+ALLOWED = {("defenses", "backbones")}
 
 
 def _group(module: str) -> str:
     parts = module.split(".")
-    group = parts[1] if len(parts) > 1 else "__init__"
-    return "cli" if group in ("cli_commands", "__main__") else group
+    return parts[1] if len(parts) > 1 else "__init__"
 
 
 def _runtime_imports(tree: ast.Module) -> list[ast.ImportFrom]:

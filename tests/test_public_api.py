@@ -43,7 +43,8 @@ def test_stable_plugin_modules_are_pinned() -> None:
     import robench3d.training.trainer
 
     assert {"stable_hash", "atomic_path", "read_json", "write_json", "file_sha256"} <= set(robench3d.cache.__all__)
-    assert {"train_backbone", "TrainedBackbone", "augment"} <= set(robench3d.training.backbone.__all__)
+    assert {"train_backbone", "BackboneRequest", "TrainSettings", "TrainedBackbone", "augment"} <= set(
+        robench3d.training.backbone.__all__)
     assert {"Trainer", "TrainerConfig", "ParamGroup", "Callback", "trained_state"} <= set(
         robench3d.training.trainer.__all__)
     assert {"Param", "resolve"} <= set(robench3d.params.__all__) and robench3d.artifacts.__all__ == ["Artifact"]

@@ -14,7 +14,13 @@ from robench3d.datasets.base import DatasetOptions, PreparedDataset
 from robench3d.errors import ConfigError, UnknownComponentError
 from robench3d.norms import Split
 from robench3d.registry import Registries, split_patterns
-from robench3d.training.backbone import TrainedBackbone, check_trainable, load_weights_file, train_backbone
+from robench3d.training.backbone import (
+    BackboneRequest,
+    TrainedBackbone,
+    check_trainable,
+    load_weights_file,
+    train_backbone,
+)
 
 __all__ = ["WeightsResolver", "backbone_label", "build_backbone", "check_backbone", "prepare_dataset",
            "select_attacks", "training_data"]
@@ -144,10 +150,8 @@ def build_backbone(registries: Registries, ref: str, *, config: RunConfig, train
             f"backbone {r.name!r} must be trained but the dataset has no train split; pass pretrained weights "
             f"({r.name}.TAG) or --train-dataset/--train-data-root"
         )
-    return train_backbone(spec, train_data, cache_dir=config.cache_dir, variant=r.variant, overrides=overrides,
-                          recipe_overrides=config.opt("train"), head=head, class_embeddings=class_emb,
-                          class_embeddings_source=class_source, seed=config.seed, device=config.device,
-                          retrain=config.retrain, progress=progress)
+    request = BackboneRequest(spec, r.variant, overrides, config.opt("train"), head, class_emb, class_source)
+    return train_backbone(request, train_data, config, progress=progress)
 
 
 def select_attacks(registries: Registries, patterns: str, exclude: str | None = None) -> list[str]:

@@ -181,11 +181,10 @@ class _Run:
                               owner=self.owner, randomized=randomized)
 
     def _fail_all(self, plan: cells.CellPlan, message: str) -> None:
-        for attack in self.plan.attacks.values():
-            for setting in self.config.settings:
-                row = cells.error_row(plan, attack, setting, message)
-                self.store.put(row)
-                self.result.rows.append(row)
+        rows = [cells.error_row(plan, attack, setting, message)
+                for attack in self.plan.attacks.values() for setting in self.config.settings]
+        self.store.put_many(rows)
+        self.result.rows.extend(rows)
 
     def _run_backbone(self, bref: str) -> None:
         label = self.plan.labels[bref]
@@ -275,5 +274,5 @@ def _flag(base: cells.CellBase, registries: Registries, config: RunConfig, rows:
             say(f"sanity check on {base.defense.label}: PGD at linf eps 1.0 leaves {100 * sanity:.1f}% accuracy")
         except Exception as exc:  # the flag is advisory: a failing probe is reported, the rows stay
             say(f"sanity check on {base.defense.label} failed: {exc!r}")
-    for row in flag_unreliable(rows, sanity):
-        base.store.put(row)
+    # Only rows whose flag changed are rewritten, all in one write.
+    base.store.put_many(flag_unreliable(rows, sanity))

@@ -64,8 +64,15 @@ class ResultsStore:
             path = self.sample_path(row)
             with atomic_path(path) as tmp:
                 samples.to_csv(tmp, index=False)
+        self.put_many([row])
+
+    def put_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Upsert several rows with one rewrite of ``results.csv`` (atomic: a reader never sees half a file)."""
+        new = [dict(r) for r in rows]
+        if not new:
+            return
         existing = self.load() if self.csv.exists() else None
-        write_table(upsert(existing, pd.DataFrame([dict(row)])), self.csv)
+        write_table(upsert(existing, pd.DataFrame(new)), self.csv)
 
     def error_log(self, row: Mapping[str, Any]) -> Path:
         """Where the traceback of a failed cell is kept."""

@@ -26,7 +26,8 @@ from robench3d.errors import ConfigError
 from robench3d.norms import Split
 from robench3d.training.trainer import Trainer, TrainerConfig
 
-__all__ = ["TrainedBackbone", "accuracy", "augment", "check_trainable", "load_weights_file", "train_backbone"]
+__all__ = ["BackboneRequest", "TrainSettings", "TrainedBackbone", "accuracy", "augment", "check_trainable",
+           "load_weights_file", "train_backbone"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,33 +117,67 @@ def check_trainable(data: PreparedDataset, what: str) -> None:
             "--opt dataset.val_fraction")
 
 
+@dataclass(frozen=True)
+class BackboneRequest:
+    """Which backbone to train: the architecture, its named configuration, option overrides and the head.
+
+    Attributes:
+        spec: the registered :class:`~robench3d.backbones.base.BackboneSpec`.
+        variant: configuration name (``cpu``, ``paper``, ``test``; ``None``: the spec's default).
+        overrides: ``--opt backbone.*`` values; ``recipe_overrides``: ``--opt train.*`` values.
+        head: ``linear`` or ``cosine``; ``class_embeddings`` (C, D) and ``class_embeddings_source`` (their
+            provenance, part of the cache key) for a cosine head.
+    """
+
+    spec: BackboneSpec
+    variant: str | None = None
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    recipe_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    head: str = "linear"
+    class_embeddings: torch.Tensor | None = None
+    class_embeddings_source: str = ""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Where and how training runs: the cache, seed and device (a run's :class:`~robench3d.config.RunConfig`
+    provides them), and whether to ignore cached weights."""
+
+    cache_dir: Path
+    seed: int = 0
+    device: str = "cpu"
+    retrain: bool = False
+
+
 def train_backbone(
-    spec: BackboneSpec,
+    request: BackboneRequest | BackboneSpec,
     data: PreparedDataset,
+    settings: TrainSettings | Any,
     *,
-    cache_dir: Path,
-    variant: str | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    recipe_overrides: Mapping[str, Any] | None = None,
-    head: str = "linear",
-    class_embeddings: torch.Tensor | None = None,
-    class_embeddings_source: str = "",
-    seed: int = 0,
-    device: str = "cpu",
-    retrain: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> TrainedBackbone:
     """Return the trained backbone for this configuration, training it only if it is not cached.
 
+    Args:
+        request: what to train (a bare spec means its default configuration with a linear head).
+        data: the training data (train split; val for selection).
+        settings: a :class:`TrainSettings` or anything with ``cache_dir``, ``seed``, ``device`` (and
+            optionally ``retrain``), e.g. the run's :class:`~robench3d.config.RunConfig`.
+
     Selection uses the validation split when the dataset has one (never test); without one the last epoch is kept
     and the provenance says so.
     """
+    req = request if isinstance(request, BackboneRequest) else BackboneRequest(request)
+    spec, overrides, head, class_embeddings = req.spec, dict(req.overrides), req.head, req.class_embeddings
+    cache_dir, seed, device = Path(settings.cache_dir), int(settings.seed), str(settings.device)
+    retrain = bool(getattr(settings, "retrain", False))
+    variant = req.variant
     variant = variant or spec.default_config
     cfg = spec.config(variant, overrides)
-    recipe = spec.recipe(variant).with_overrides(**dict(recipe_overrides or {}))
+    recipe = spec.recipe(variant).with_overrides(**dict(req.recipe_overrides))
     check_trainable(data, f"backbone {spec.name}")
     key_src = {"arch": spec.name, "variant": variant, "config": cfg, "recipe": dataclasses.asdict(recipe),
-               "head": head, "class_embeddings": class_embeddings_source, "dataset": data.name,
+               "head": head, "class_embeddings": req.class_embeddings_source, "dataset": data.name,
                "dataset_version": data.version, "seed": seed, "code": TRAIN_CODE_VERSION}
     art = Artifact.at(cache_dir, "backbones", spec.name, key_src)
     name = f"{spec.name}:{variant}"

@@ -11,7 +11,7 @@ import torch
 from robench3d import DefenseContext, PreparedDataset, Registries
 from robench3d.evaluation.components import make_attack, prepare_dataset
 from robench3d.plugins import build_plugin_manager, build_registries
-from robench3d.training.backbone import TrainedBackbone, train_backbone
+from robench3d.training.backbone import BackboneRequest, TrainedBackbone, TrainSettings, train_backbone
 
 #: Points per cloud in the trained-defense tests: small, so training and attacks take seconds.
 TINY_N = 128
@@ -38,8 +38,9 @@ def tiny_data(registries: Registries, cache_dir: Path) -> PreparedDataset:
 @pytest.fixture(scope="session")
 def tiny_base(registries: Registries, tiny_data: PreparedDataset, cache_dir: Path) -> TrainedBackbone:
     """``pointnet:test`` trained for a few epochs on the tiny data (the undefended base)."""
-    return train_backbone(registries.backbones.get("pointnet"), tiny_data, cache_dir=cache_dir, variant="test",
-                          recipe_overrides={"epochs": 6}, seed=0)
+    return train_backbone(
+        BackboneRequest(registries.backbones.get("pointnet"), "test", recipe_overrides={"epochs": 6}), tiny_data,
+        TrainSettings(cache_dir))
 
 
 @pytest.fixture()

@@ -16,7 +16,7 @@ from robench3d import PreparedDataset, Registries, Split
 from robench3d.cache import read_json
 from robench3d.defenses.base import count_params
 from robench3d.evaluation.victims import BPDAVictim, adaptive_victim
-from robench3d.training.backbone import TrainedBackbone, train_backbone
+from robench3d.training.backbone import BackboneRequest, TrainedBackbone, TrainSettings, train_backbone
 
 #: Training budgets that take seconds: a few clouds, one or two epochs.
 TINY_DUP = {"epochs": 1, "max_train": 32, "val_limit": 16, "batch_size": 8}
@@ -133,8 +133,9 @@ def test_adv_train_improves_robust_accuracy(make_ctx: Any, registries: Any, tiny
     The base is trained to convergence first (60 epochs; clean accuracy ~0.77, robust ~0.10 here), so the gain is
     robustness, not extra clean training. Observed: robust 0.10 -> 0.23; tolerance: at least +0.05.
     """
-    base = train_backbone(registries.backbones.get("pointnet"), tiny_data, cache_dir=tmp_path, variant="test",
-                          recipe_overrides={"epochs": 60}, seed=0)
+    base = train_backbone(
+        BackboneRequest(registries.backbones.get("pointnet"), "test", recipe_overrides={"epochs": 60}), tiny_data,
+        TrainSettings(tmp_path))
     ctx = make_ctx(backbone=base.model, backbone_name=base.name, backbone_provenance=base.provenance,
                    cache_dir=tmp_path)
     model = AdversarialTraining("cpu", {"epochs": 15, "lr": 5e-3, "num_points": 0, "batch_size": 16,
