@@ -17,8 +17,8 @@ import numpy as np
 from robench3d.cache import stable_hash
 from robench3d.datasets import shapes
 from robench3d.datasets.base import Dataset, PreparedDataset, SplitData, draw_targets
-from robench3d.errors import ConfigError
 from robench3d.norms import Split
+from robench3d.params import Param, resolve
 
 __all__ = ["ShapesDataset"]
 
@@ -34,10 +34,9 @@ class ShapesDataset(Dataset):
     default_variant: ClassVar[str | None] = "default"
 
     def prepare(self) -> PreparedDataset:
-        extra = dict(self.options.extra)
-        data_seed = int(extra.pop("data_seed", 0))
-        if extra:
-            raise ConfigError(f"dataset 'shapes' has no option(s) {sorted(extra)}; valid: data_seed")
+        opts = resolve({"data_seed": 0}, self.options.extra, owner="dataset 'shapes'",
+                       declared={"data_seed": Param(int, minimum=0)})
+        data_seed = int(opts["data_seed"])
         assert self.variant is not None
         version = f"{shapes.GENERATOR_VERSION}/{self.variant}/n{self.num_points}/data_seed{data_seed}"
         key = stable_hash({"version": version, "seed": self.options.seed})

@@ -32,6 +32,7 @@ from robench3d.datasets.meshio import UP_AXES, read_obj, read_off, to_y_up
 from robench3d.datasets.ply import ply_has_faces, read_ply
 from robench3d.errors import ConfigError, DataError
 from robench3d.norms import Split
+from robench3d.params import Param
 
 __all__ = ["EXTENSIONS", "FolderDataset", "detect_format", "read_shape"]
 
@@ -119,6 +120,7 @@ class FolderDataset(FileDataset):
     root_env: ClassVar[str | None] = "ROBENCH3D_FOLDER_ROOT"
     formats: ClassVar[tuple[str, ...]] = ("folder",) + EXTENSIONS
     extra_options: ClassVar[dict[str, Any]] = {"up_axis": None}
+    option_specs: ClassVar[dict[str, Param]] = {"up_axis": Param(str, choices=UP_AXES, nullable=True)}
 
     def __init__(self, options: DatasetOptions) -> None:
         super().__init__(options)

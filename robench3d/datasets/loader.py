@@ -41,6 +41,7 @@ from robench3d.datasets.base import (
 from robench3d.datasets.roots import resolve_root
 from robench3d.errors import ConfigError, DataError
 from robench3d.norms import Split
+from robench3d.params import Param, resolve
 
 __all__ = ["LOADER_VERSION", "SAMPLINGS", "FileDataset", "MeshSampler", "Plan", "RawSplit", "collecting", "fingerprint",
            "note", "per_source"]
@@ -51,6 +52,10 @@ logger = logging.getLogger(__name__)
 LOADER_VERSION = 1
 SAMPLINGS = ("first", "fps")
 _COMMON = {"sampling": None, "val_fraction": None, "data_seed": 0, "normalize": None, "mesh_points": None}
+_COMMON_SPECS = {"sampling": Param(str, choices=SAMPLINGS, nullable=True),
+                 "val_fraction": Param(float, minimum=0.0, maximum=0.95, nullable=True),
+                 "data_seed": Param(int, minimum=0), "normalize": Param(bool, nullable=True),
+                 "mesh_points": Param(int, minimum=1, nullable=True)}
 #: Where :func:`per_source` and :func:`note` record instead of raising/only logging (set by :func:`collecting`).
 _COLLECT: ContextVar[tuple[list[str], list[str]] | None] = ContextVar("robench3d_collect", default=None)
 
@@ -202,32 +207,21 @@ class MeshSampler:
         return pts
 
 
-def _truthy(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if str(value).lower() in ("1", "true", "yes", "on"):
-        return True
-    if str(value).lower() in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"dataset option {key}={value!r} must be true or false")
-
-
 class FileDataset(Dataset):
     """Base of the loaders that read a user's copy of a real dataset (see the module docstring)."""
 
     formats: ClassVar[tuple[str, ...]] = ()
-    #: dataset-specific ``extra`` options and their defaults.
+    #: dataset-specific ``extra`` options and their defaults, and their declarations (ranges, choices).
     extra_options: ClassVar[dict[str, Any]] = {}
+    option_specs: ClassVar[dict[str, Param]] = {}
     normalize_default: ClassVar[bool] = True
 
     def __init__(self, options: DatasetOptions) -> None:
         super().__init__(options)
         extra = dict(options.extra)
-        unknown = sorted(set(extra) - set(_COMMON) - set(self.extra_options))
-        if unknown:
-            valid = ", ".join(sorted(set(_COMMON) | set(self.extra_options)))
-            raise ConfigError(f"dataset {self.name!r} has no option(s) {unknown}; valid: {valid}")
-        self.settings = {**_COMMON, **self.extra_options, **extra}
+        # Typed like every component's options: an unknown key or a bad value fails here, naming both.
+        self.settings = resolve({**_COMMON, **self.extra_options}, extra, owner=f"dataset {self.name!r}",
+                                declared={**_COMMON_SPECS, **self.option_specs})
         self.sampling = str(extra.get("sampling", options.sampling))
         if self.sampling not in SAMPLINGS:
             raise ConfigError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
@@ -236,7 +230,7 @@ class FileDataset(Dataset):
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         self.data_seed = int(self.settings["data_seed"])
         norm = self.settings["normalize"]
-        self.normalize = self.normalize_default if norm is None else _truthy(norm, "normalize")
+        self.normalize = self.normalize_default if norm is None else bool(norm)
         if options.format is not None and options.format not in self.formats:
             raise ConfigError(f"dataset {self.name!r} has no format {options.format!r}; "
                               f"valid formats: {', '.join(self.formats)}")

@@ -43,6 +43,7 @@ from robench3d.datasets.formats import check_cloud_array, check_labels, check_no
 from robench3d.datasets.loader import FileDataset, Plan, RawSplit, note, per_source
 from robench3d.errors import ConfigError, DataError
 from robench3d.norms import Split
+from robench3d.params import Param
 
 __all__ = ["SCANOBJECTNN_CLASSES", "SCANOBJECTNN_VARIANTS", "ScanObjectNNDataset", "detect_format"]
 
@@ -88,6 +89,8 @@ class ScanObjectNNDataset(FileDataset):
     root_env: ClassVar[str | None] = "ROBENCH3D_SCANOBJECTNN_ROOT"
     formats: ClassVar[tuple[str, ...]] = ("h5",)
     extra_options: ClassVar[dict[str, Any]] = {"mask": "keep", "split": "main_split", "empty_objects": "refuse"}
+    option_specs: ClassVar[dict[str, Param]] = {"mask": Param(str, choices=("keep", "drop")),
+                                                "empty_objects": Param(str, choices=("refuse", "keep"))}
 
     def __init__(self, options: DatasetOptions) -> None:
         if options.variant:  # accept pb_t50_rs as well as PB_T50_RS

@@ -172,8 +172,14 @@ def test_fps_sampling_and_batches(tmp_path: Path, opts: Opts) -> None:
 def test_bad_options(tmp_path: Path, opts: Opts) -> None:
     with pytest.raises(ConfigError, match="sampling"):
         ModelNet40Dataset(opts(tmp_path, sampling="random"))
-    with pytest.raises(ConfigError, match="no option"):
+    with pytest.raises(ConfigError, match="dataset 'modelnet40' has no parameter 'smapling'; valid: .*sampling"):
         ModelNet40Dataset(opts(tmp_path, extra={"smapling": "fps"}))
+    with pytest.raises(ConfigError, match="parameter 'data_seed': '1_0' is not an integer"):
+        ModelNet40Dataset(opts(tmp_path, extra={"data_seed": "1_0"}))
+    with pytest.raises(ConfigError, match="parameter 'val_fraction': 2.0 is out of range"):
+        ModelNet40Dataset(opts(tmp_path, extra={"val_fraction": 2.0}))
+    with pytest.raises(ConfigError, match="parameter 'normalize': 'sometimes' is not true or false"):
+        ModelNet40Dataset(opts(tmp_path, extra={"normalize": "sometimes"}))
     with pytest.raises(ConfigError, match="no format 'ply'"):
         ModelNet40Dataset(opts(tmp_path, format="ply"))
 

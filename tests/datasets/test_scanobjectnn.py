@@ -105,7 +105,7 @@ def test_empty_objects_keep(tmp_path: Path, opts: Opts, caplog: pytest.LogCaptur
     assert len(p.split("test")) == 5 and not p.split("test").meta["foreground"][4].any()
     report = verify(ScanObjectNNDataset(opts(root, extra={"empty_objects": "keep"})), checksums=False)
     assert report.ok and any("(object 4)" in n and "empty_objects=keep" in n for n in report.notes)
-    with pytest.raises(ConfigError, match="empty_objects must be one of refuse, keep, got 'maybe'"):
+    with pytest.raises(ConfigError, match="parameter 'empty_objects': 'maybe' is not valid; choose one of refuse, keep"):
         ScanObjectNNDataset(opts(root, extra={"empty_objects": "maybe"}))
 
 
@@ -151,7 +151,7 @@ def test_variant_case_and_bad_options(tmp_path: Path, opts: Opts) -> None:
     assert ScanObjectNNDataset(opts(tmp_path, variant="pb_t25_r")).variant == "PB_T25_R"
     with pytest.raises(ConfigError, match="no variant 'PB_T99'"):
         ScanObjectNNDataset(opts(tmp_path, variant="PB_T99"))
-    with pytest.raises(ConfigError, match="mask must be one of keep, drop"):
+    with pytest.raises(ConfigError, match="parameter 'mask': 'zero' is not valid; choose one of keep, drop"):
         ScanObjectNNDataset(opts(tmp_path, extra={"mask": "zero"}))
     with pytest.raises(ConfigError, match="split must be one of"):
         ScanObjectNNDataset(opts(tmp_path, extra={"split": "split9"}))
