@@ -41,6 +41,7 @@ from robench3d.attacks._distances import clip_l2_point, knn_indices
 from robench3d.attacks._losses import attack_loss, succeeded
 from robench3d.attacks.base import Attack, AttackResult, victim_logits
 from robench3d.norms import Budget, Norm
+from robench3d.pointops import square_distance
 
 __all__ = ["AOF", "low_frequency_basis"]
 
@@ -61,12 +62,7 @@ def low_frequency_basis(points: torch.Tensor, k: int, count: int) -> torch.Tenso
         mask.scatter_(2, idx, 1.0)
         mask = ((mask + mask.transpose(1, 2)) > 0).to(points.dtype)
         mask.diagonal(dim1=1, dim2=2).zero_()  # self-loops cancel in D - A anyway; keep A clean
-        # |xi|^2 + |xj|^2 - 2 xi.xj in this order, not pointops.square_distance (which adds the same terms in
-        # another order and so rounds differently): AOF's clouds, and the leaderboard rows made with them, stay as
-        # they were.
-        sq = (points * points).sum(-1)
-        dist = (sq.unsqueeze(2) + sq.unsqueeze(1) - 2 * torch.bmm(points, points.transpose(1, 2))).clamp_min(0.0)
-        adj = torch.exp(-dist) * mask
+        adj = torch.exp(-square_distance(points, points)) * mask
         lap = torch.diag_embed(adj.sum(dim=2)) - adj
         # eigh in float64: the smallest eigenvalues of a graph Laplacian are close together.
         vecs = torch.linalg.eigh(lap.double()).eigenvectors[..., : min(count, n)]
