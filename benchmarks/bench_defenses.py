@@ -23,15 +23,15 @@ from typing import Any
 
 import torch
 from _timing import best_time
-from robench3d_baselines.dupnet import DUPNet, UpsampleThenClassify
-from robench3d_baselines.pu_net import build_pu_net
-from robench3d_baselines.sor import StatisticalOutlierRemoval, knn_mean_distance, sor_mask, sor_mask_reference
-from robench3d_baselines.srs import SimpleRandomSampling
 from tabulate import tabulate
 
 from robench3d.backbones.pointnet import POINTNET
 from robench3d.defenses.base import DefendedModel
 from robench3d.evaluation.victims import adaptive_victim
+from robench3d_baselines.dupnet import DUPNet, UpsampleThenClassify
+from robench3d_baselines.pu_net import build_pu_net
+from robench3d_baselines.sor import StatisticalOutlierRemoval, knn_mean_distance, sor_mask, sor_mask_reference
+from robench3d_baselines.srs import SimpleRandomSampling
 
 
 def clouds(b: int, n: int, seed: int = 0) -> torch.Tensor:

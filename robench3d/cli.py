@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the evaluation matrix and print a results table")
     _add_common(run)
     _add_data(run)
-    run.add_argument("--backbone", default="pointnet", help="ARCH[.TAG][:CONFIG], comma list (default: pointnet)")
+    run.add_argument("--backbone", default="uni3d",
+                     help="ARCH[.TAG][:CONFIG], comma list (default: uni3d, the MRPD paper's student family)")
     run.add_argument("--defense", default="none", help="defense NAME[:VARIANT], comma list (default: none)")
     run.add_argument("--attacks", default="all", help="all, a suite (paper8), globs, comma lists (default: all)")
     run.add_argument("--exclude", default=None, help="attack globs to leave out")
@@ -90,11 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--train-data-root", type=Path, default=None)
     run.add_argument("--retrain", action="store_true", help="ignore cached weights")
     run.add_argument("--force", action="store_true", help="recompute cells already in the results folder")
+    run.add_argument("--no-reference", dest="reference", action="store_false",
+                     help="do not add the undefended base model ('none') beside the requested defenses")
 
     train = sub.add_parser("train", help="train a backbone (weights are cached by full configuration)")
     _add_common(train)
     _add_data(train)
-    train.add_argument("--backbone", default="pointnet", help="ARCH[:CONFIG] (default: pointnet)")
+    train.add_argument("--backbone", default="uni3d", help="ARCH[:CONFIG] (default: uni3d)")
     train.add_argument("--device", default="cpu")
     train.add_argument("--retrain", action="store_true", help="train even if cached weights exist")
 

@@ -121,6 +121,7 @@ def cmd_run(args: argparse.Namespace, plugins: PluginOpts) -> int:
         attacks=args.attacks, exclude=args.exclude, settings=_settings(args.setting), preset=preset,
         surrogate=args.surrogate, n_examples=n_examples, batch_size=args.batch_size, eot_samples=args.eot_samples,
         seed=args.seed, device=args.device, retrain=args.retrain, force=args.force, opts=parse_opts(args.opt),
+        reference=args.reference,
     ).validate()
     for ref in config.defenses:
         registries.defenses.get(parse_ref(ref).name)

@@ -118,7 +118,7 @@ class RunConfig:
     num_points: int | None = None
     train_dataset: str | None = None
     train_data_root: Path | None = None
-    backbones: tuple[str, ...] = ("pointnet",)
+    backbones: tuple[str, ...] = ("uni3d",)
     defenses: tuple[str, ...] = ("none",)
     attacks: str = "all"
     exclude: str | None = None
@@ -132,6 +132,8 @@ class RunConfig:
     device: str = "cpu"
     retrain: bool = False
     force: bool = False
+    #: report the undefended base model (``none``) beside the requested defenses of every backbone.
+    reference: bool = True
     opts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def validate(self) -> RunConfig:

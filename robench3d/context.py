@@ -58,6 +58,8 @@ class BuildContext:
         registries: all registries of the run.
         progress: one-line progress messages (the CLI prints them).
         options: the run's ``--opt`` values per scope (``teacher``, ...), for components built through it.
+        surrogate: the row label of the transfer surrogate that attacks this backbone in the run's ``transfer``
+            setting ("" when the run has none): a distillation defense must not use it as a teacher.
     """
 
     train_data: PreparedDataset | None
@@ -71,6 +73,7 @@ class BuildContext:
     backbone_provenance: str = ""
     base: Any = None
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    surrogate: str = ""
     attack_factory: Callable[..., Any] = field(default_factory=lambda: _missing("make attacks"))
     backbone_factory: Callable[..., Any] = field(default_factory=lambda: _missing("build backbones"))
     teacher_factory: Callable[..., Any] = field(default_factory=lambda: _missing("build teachers"))

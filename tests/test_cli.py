@@ -48,10 +48,10 @@ def test_rerun_upserts_and_never_duplicates(tmp_path: Path, cache: Path) -> None
 
 def test_unknown_defense_exit_2_lists_available(tmp_path: Path, cache: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", "--defense", "mrpd", "--output", str(tmp_path / "o"), "-q"])
+    code = main(["run", "--defense", "mrpdd", "--output", str(tmp_path / "o"), "-q"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "unknown defense 'mrpd'" in err and "none" in err and "robench3d list defenses" in err
+    assert "unknown defense 'mrpdd'" in err and "none" in err and "robench3d list defenses" in err
     assert "Traceback" not in err
     assert not (tmp_path / "o").exists()
 

@@ -214,7 +214,8 @@ class Attack(ABC):
                 m.eval()
             for p, _ in grads:
                 p.requires_grad_(False)
-            result = self.perturb(victim, points.detach(), labels, targets if self.targeted else None)
+            with torch.enable_grad():  # attacks need input gradients even when called under no_grad
+                result = self.perturb(victim, points.detach(), labels, targets if self.targeted else None)
         finally:
             for m, flags in modes:
                 for sub, flag in zip(m.modules(), flags, strict=True):

@@ -218,6 +218,8 @@ class BackboneSpec:
         configs: named configurations; ``cpu`` must train here in minutes, ``paper`` is the published size.
         recipes: the :class:`TrainRecipe` of each configuration (missing: the default recipe).
         default_config: the configuration used when none is named.
+        default_head: ``linear`` or ``cosine`` (similarity to text embeddings of the class names); ``--opt
+            backbone.head=...`` overrides it.
         weights: pretrained weight tags.
         description, paper: for listings and provenance.
     """
@@ -227,6 +229,7 @@ class BackboneSpec:
     configs: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: {"cpu": {}})
     recipes: Mapping[str, TrainRecipe] = field(default_factory=dict)
     default_config: str = "cpu"
+    default_head: str = "linear"
     weights: Mapping[str, WeightsSpec] = field(default_factory=dict)
     description: str = ""
     paper: str = ""

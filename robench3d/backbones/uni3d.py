@@ -232,6 +232,8 @@ UNI3D = BackboneSpec(
         "test": TrainRecipe(epochs=3, batch_size=16, lr=3e-3, optimizer="adamw", weight_decay=0.05),
     },
     weights=UNI3D_WEIGHTS,
+    # The MRPD paper's student classifies by cosine similarity to class-name text embeddings (MiniLM here).
+    default_head="cosine",
     description="Uni3D-style point transformer (group tokens + timm EVA-02 blocks); promptable (MRPD student)",
     paper="arXiv:2310.06773",
 )

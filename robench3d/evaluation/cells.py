@@ -85,9 +85,12 @@ def _arch(backbone_label: str) -> str:
     return backbone_label.split(":", 1)[0].split(".", 1)[0]
 
 
-def _overrides_json(attack: Attack, defense: Defense) -> str:
+def _overrides_json(config: RunConfig, attack: Attack, defense: Defense) -> str:
+    """The options that make this cell differ from the presets: attack and defense parameters that differ from
+    their preset/variant, and every ``--opt backbone.*`` / ``--opt train.*`` value (they change the model)."""
     changed = {f"attack.{k}": v for k, v in attack.changed_params().items()}
     changed |= {f"defense.{k}": v for k, v in defense.changed_params().items()}
+    changed |= {f"{scope}.{k}": v for scope in ("backbone", "train") for k, v in config.opt(scope).items()}
     return json.dumps(changed, sort_keys=True, default=str) if changed else ""
 
 
@@ -101,7 +104,7 @@ def key_row(plan: CellPlan, attack: Attack, setting: Setting) -> dict[str, Any]:
         "attack": attack.name, "preset": attack.preset, "setting": setting.value,
         "surrogate": plan.surrogate if setting is Setting.TRANSFER else "", "targeted": attack.targeted,
         "seed": cfg.seed, "n_examples": plan.test_n, "eot_samples": cfg.eot_samples if plan.randomized else 1,
-        "test_subset": "first", "overrides": _overrides_json(attack, plan.defense), "sweep": "",
+        "test_subset": "first", "overrides": _overrides_json(cfg, attack, plan.defense), "sweep": "",
         "target_policy": attack.target_policy, "suite": cfg.attacks, "norm": budget.norm.value, "eps": budget.eps,
         "metric_convention": "robustbench", "is_control": attack.is_control, "unreliable": False,
         "data_fields": data_fields_json(plan.data.row_fields), "device": cfg.device,

@@ -55,11 +55,16 @@ def training_data(registries: Registries, config: RunConfig, data: PreparedDatas
     return None
 
 
-def _head(overrides: dict[str, Any], class_names: Sequence[str] | None) -> tuple[str, Any, str]:
-    """Pop ``head`` from the backbone options: (kind, class embeddings or None, their provenance)."""
-    head = str(overrides.pop("head", "linear"))
+def _head(overrides: dict[str, Any], class_names: Sequence[str] | None, default: str = "linear"
+          ) -> tuple[str, Any, str]:
+    """Pop ``head`` from the backbone options (else the spec's ``default_head``): (kind, class embeddings or None,
+    their provenance)."""
+    asked = "head" in overrides
+    head = str(overrides.pop("head", default))
     if head != "cosine":
         return head, None, ""
+    if not class_names and not asked:
+        return "linear", None, ""  # e.g. pretrained weights evaluated without the dataset's class names
     if not class_names:
         raise ConfigError("--opt backbone.head=cosine needs the dataset's class names, and none were available; "
                           "train on a dataset with a train split or use head=linear")
@@ -85,7 +90,7 @@ def check_backbone(registries: Registries, ref: str, train_data: PreparedDataset
     if r.variant is not None and r.variant not in spec.configs:
         raise ConfigError(f"backbone {r.name!r} has no configuration {r.variant!r}; valid: {', '.join(spec.configs)}")
     overrides = config.opt(scope)
-    head = str(overrides.pop("head", "linear"))
+    head = str(overrides.pop("head", spec.default_head))
     if head not in ("linear", "cosine"):
         raise ConfigError(f"--opt {scope}.head={head!r} is not a head; valid: linear, cosine")
     spec.config(r.variant or (spec.weights[r.tag].config if r.tag in spec.weights else None), overrides)
@@ -128,7 +133,7 @@ def build_backbone(registries: Registries, ref: str, *, config: RunConfig, train
     spec: BackboneSpec = registries.backbones.get(r.name)
     overrides = config.opt(scope)
     names = class_names if class_names is not None else (train_data.class_names if train_data else None)
-    head, class_emb, class_source = _head(overrides, names)
+    head, class_emb, class_source = _head(overrides, names, spec.default_head)
     if r.tag is not None:
         from robench3d.cache import file_sha256
 

@@ -141,11 +141,12 @@ class _Run:
             self._teachers[key] = cls(r.variant, opts).build(ctx)
         return self._teachers[key]
 
-    def context(self, trained: TrainedBackbone) -> BuildContext:
+    def context(self, trained: TrainedBackbone, bref: str) -> BuildContext:
         """The build context of the defenses of one base backbone."""
         cfg = self.config
         ctx = BuildContext(
             train_data=self.train_view, backbone=trained.model, backbone_name=trained.name,
+            surrogate=self.plan.surrogates.get(bref, ""),
             backbone_provenance=trained.provenance, base=trained, cache_dir=cfg.cache_dir, seed=cfg.seed,
             device=cfg.device, registries=self.registries, progress=self.say, options=cfg.opts,
             attack_factory=lambda name, preset="standard", overrides=None: make_attack(
@@ -205,7 +206,7 @@ class _Run:
             surrogate_error = cells.describe_failure(exc, f"transfer surrogate {self.plan.surrogates[bref]!r}",
                                                      "building it")
             self.say(f"error: {surrogate_error}")
-        ctx = self.context(trained)
+        ctx = self.context(trained, bref)
         for defense in self.plan.defenses:
             who = f"defense {defense.label!r} (plugin {self.owner('defenses', defense.name)})"
             self.say(f"building defense {defense.label} on {trained.name}")

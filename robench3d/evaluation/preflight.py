@@ -30,7 +30,10 @@ from robench3d.evaluation.components import (
 from robench3d.norms import Setting, Split
 from robench3d.registry import Registries, article
 
-__all__ = ["RunPlan", "check_writable", "plan_run", "scoped_overrides", "surrogate_name"]
+__all__ = ["UNDEFENDED", "RunPlan", "check_writable", "plan_run", "scoped_overrides", "surrogate_name"]
+
+#: The registered defense that is the undefended base model (the reference every run reports).
+UNDEFENDED = "none"
 
 
 def scoped_overrides(opts: Mapping[str, Any], components: Mapping[str, Collection[str]],
@@ -130,6 +133,10 @@ def plan_run(config: RunConfig, registries: Registries, resolver: WeightsResolve
     train_data = training_data(registries, config, data)
     attack_names = select_attacks(registries, config.attacks, config.exclude)
     defense_refs = [parse_ref(d) for d in config.defenses]
+    if config.reference and UNDEFENDED in registries.defenses and not any(r.name == UNDEFENDED for r in defense_refs):
+        # The undefended base model is always reported beside the defenses (its oblivious clouds are generated
+        # anyway): a defense's numbers mean something only next to the model it defends.
+        defense_refs.insert(0, parse_ref(UNDEFENDED))
     attack_classes = {name: registries.attacks.get(name) for name in attack_names}
     attack_opts = scoped_overrides(config.opt("attack"), {name: _preset_params(cls, config.preset)
                                                           for name, cls in attack_classes.items()}, "attack")

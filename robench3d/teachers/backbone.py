@@ -37,6 +37,7 @@ class BackboneTeacher(Teacher):
         self.backbone_name = trained.name
         self.embed_dim = int(self.model.embed_dim)
         self.provenance = f"{trained.name}: {trained.provenance}"
+        self.train_seconds = trained.info.get("train_seconds")
 
     def encode(self, points: torch.Tensor) -> TeacherOutput:
         emb = self.model.embed(points)

@@ -57,17 +57,22 @@ class Teacher(nn.Module, ABC):
         variants: named parameter sets; the first is the default.
         param_specs: :class:`~robench3d.params.Param` declarations beyond what the variant values imply.
         needs_training: whether :meth:`prepare` trains on the dataset's train split (cached as an artifact).
+        per_class: the teacher embeds the dataset's *classes*, not clouds (MRPD's text teacher: class-name
+            embeddings, possibly with learnable context); it implements ``class_embeddings(...)`` instead of a
+            meaningful :meth:`encode`, and :func:`teacher_outputs` refuses it.
         description, references: for listings and docs.
 
     Attributes (set by :meth:`prepare`):
         embed_dim: size of the embedding.
         provenance: where the weights came from; never present a randomly initialised tower as pretrained.
+        train_seconds: wall time of the teacher's own training as measured when it was trained (``None``: none).
     """
 
     name: ClassVar[str]
     variants: ClassVar[Mapping[str, Mapping[str, Any]]] = {"default": {}}
     param_specs: ClassVar[Mapping[str, Param]] = {}
     needs_training: ClassVar[bool] = False
+    per_class: ClassVar[bool] = False
     description: ClassVar[str] = ""
     references: ClassVar[str] = ""
 
@@ -84,6 +89,7 @@ class Teacher(nn.Module, ABC):
         self.defaults = defaults
         self.embed_dim = 0
         self.provenance = ""
+        self.train_seconds: float | None = None  # the teacher's own training, measured when trained (cached)
         self.prepared = False
 
     @property
@@ -141,6 +147,8 @@ def teacher_outputs(teacher: Teacher, points: torch.Tensor, *, ctx: BuildContext
     Shape:
         points (M, N, 3) -> TeacherOutput(embedding (M, D), logits (M, C)).
     """
+    if teacher.per_class:
+        raise ConfigError(f"teacher {teacher.name!r} embeds classes, not clouds: it has no outputs to cache")
     art = ctx.artifact(teacher.name, {**key, "teacher": teacher.describe(), "n": len(points)}, kind="teacher_outputs")
     stored = art.load_tensors()
     if stored is not None:

@@ -298,6 +298,7 @@ class Trainer:
         finally:
             for p, flag in saved_flags:
                 p.requires_grad_(flag)
+            opt.zero_grad(set_to_none=True)  # a trained model carries no stale gradients (or their memory)
         if best[2] is not None:
             _load_subset(model, best[2], "the selected epoch")
         model.eval()

@@ -105,7 +105,7 @@ def test_empty_objects_keep(tmp_path: Path, opts: Opts, caplog: pytest.LogCaptur
     assert len(p.split("test")) == 5 and not p.split("test").meta["foreground"][4].any()
     report = verify(ScanObjectNNDataset(opts(root, extra={"empty_objects": "keep"})), checksums=False)
     assert report.ok and any("(object 4)" in n and "empty_objects=keep" in n for n in report.notes)
-    with pytest.raises(ConfigError, match="parameter 'empty_objects': 'maybe' is not valid; choose one of refuse, keep"):
+    with pytest.raises(ConfigError, match="'empty_objects': 'maybe' is not valid; choose one of refuse, keep"):
         ScanObjectNNDataset(opts(root, extra={"empty_objects": "maybe"}))
 
 

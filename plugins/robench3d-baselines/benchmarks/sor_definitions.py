@@ -18,12 +18,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from robench3d_baselines.sor import sor_mask_reference
 
 from robench3d import Split
 from robench3d.cache import default_cache_dir
 from robench3d.evaluation.components import prepare_dataset
 from robench3d.plugins import build_plugin_manager, build_registries
+from robench3d_baselines.sor import sor_mask_reference
 
 SETTINGS = ((2, 1.1), (16, 1.0))
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from robench3d import ConfigError
+from robench3d.pointops import chamfer
 from robench3d_baselines._pointops import farthest_point_resample, keep_and_pad
 from robench3d_baselines.dupnet import DUPNet
 from robench3d_baselines.sor import StatisticalOutlierRemoval, sor_mask, sor_mask_reference
 from robench3d_baselines.srs import SimpleRandomSampling
-
-from robench3d import ConfigError
-from robench3d.pointops import chamfer
 
 
 def _clouds(b: int = 4, n: int = 256, seed: int = 0) -> torch.Tensor:

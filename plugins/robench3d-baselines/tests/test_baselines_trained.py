@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 import torch
-from robench3d_baselines.adv_train import AdversarialTraining
-from robench3d_baselines.adv_train_head import HeadAdversarialTraining
-from robench3d_baselines.dupnet import DUPNet
-from robench3d_baselines.pu_net import PUNet
 
 from robench3d import PreparedDataset, Registries, Split
 from robench3d.cache import read_json
 from robench3d.defenses.base import count_params
 from robench3d.evaluation.victims import BPDAVictim, adaptive_victim
 from robench3d.training.backbone import BackboneRequest, TrainedBackbone, TrainSettings, train_backbone
+from robench3d_baselines.adv_train import AdversarialTraining
+from robench3d_baselines.adv_train_head import HeadAdversarialTraining
+from robench3d_baselines.dupnet import DUPNet
+from robench3d_baselines.pu_net import PUNet
 
 #: Training budgets that take seconds: a few clouds, one or two epochs.
 TINY_DUP = {"epochs": 1, "max_train": 32, "val_limit": 16, "batch_size": 8}

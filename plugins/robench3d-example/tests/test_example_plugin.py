@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from robench3d_example.point_step import PointStep
 
 from robench3d import Budget, Norm, Setting
 from robench3d.cli import main
 from robench3d.plugins import build_plugin_manager, build_registries
+from robench3d_example.point_step import PointStep
 
 TINY = ["--dataset", "shapes:tiny", "--backbone", "example_tinynet:test", "--num-points", "128", "--n", "8", "-q"]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from robench3d_example.tinynet import TINYNET
 
 from robench3d.cli import main
+from robench3d_example.tinynet import TINYNET
 
 B, N, C = 4, 64, 5
 

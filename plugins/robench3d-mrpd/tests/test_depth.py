@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from robench3d_mrpd.depth import IMAGENET_MEAN, IMAGENET_STD, DepthProjection
 
 from robench3d.errors import ConfigError
+from robench3d_mrpd.depth import IMAGENET_MEAN, IMAGENET_STD, DepthProjection
 
 
 def _clouds(b: int = 3, n: int = 256) -> torch.Tensor:

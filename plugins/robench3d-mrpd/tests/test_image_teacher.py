@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from robench3d_mrpd.depth import IMAGENET_MEAN, IMAGENET_STD
-from robench3d_mrpd.image_teacher import DepthImageTeacher, efficientnet_lite0_imagenet
 
 from robench3d import PreparedDataset, Registries
 from robench3d.cache import file_sha256
 from robench3d.context import BuildContext
 from robench3d.errors import ConfigError
 from robench3d.norms import Split
+from robench3d_mrpd.depth import IMAGENET_MEAN, IMAGENET_STD
+from robench3d_mrpd.image_teacher import DepthImageTeacher, efficientnet_lite0_imagenet
 
 #: Fine-tuning in seconds: 48 px images (the smallest allowed), one epoch of the tiny data (120 clouds, 4 steps).
 FAST = {"image_size": 48, "epochs": 1, "batch_size": 32}
