@@ -13,11 +13,13 @@ Pipeline (the MRPD student, mrpd.md section 2):
    pooled feature to every point, MLP (2 t1 -> t2 -> encoder_dim), max pool; then a linear map to ``width``.
 3. Positional embedding of each centre: MLP 3 -> 128 -> width (GELU). A learned CLS token with its own learned
    position leads the sequence.
-4. ``depth`` EVA-02 blocks (timm ``EvaBlock``: fused qkv with q/v biases, SwiGLU MLP, pre-LayerNorm; no rotary
-   embedding, as Uni3D calls the blocks directly), then LayerNorm of the CLS output and a linear projection to
-   ``embed_dim``, L2-normalised when ``normalize`` (Uni3D's CLIP space). ``pool="cls+max"`` (our ``cpu``
-   configuration, trained from scratch) projects the CLS output concatenated with the max over the group tokens,
-   the classification input of Point-BERT; ``pool="cls"`` is Uni3D's and the paper configuration's.
+4. ``depth`` EVA-02 blocks (timm ``EvaBlock``: q/v biases, SwiGLU MLP, pre-LayerNorm; no rotary embedding, as
+   Uni3D calls the blocks directly; EVA02-Tiny fuses q, k and v into one ``qkv`` projection, EVA02-Base keeps
+   ``q_proj``/``k_proj``/``v_proj`` and LayerNorms the SwiGLU hidden layer: ``qkv_fused``, ``scale_mlp``), then
+   LayerNorm of the CLS output and a linear projection to ``embed_dim``, L2-normalised when ``normalize`` (Uni3D's
+   CLIP space). ``pool="cls+max"`` (our ``cpu`` configuration, trained from scratch) projects the CLS output
+   concatenated with the max over the group tokens, the classification input of Point-BERT; ``pool="cls"`` is
+   Uni3D's and the paper and base configurations'.
 
 Prompts (MRPD's point prompts): tokens of width ``width`` inserted right after CLS with a zero positional
 embedding. ``prompt_mode="shallow"``: (1 or B, P, width), inserted at the input only and attended to by every
@@ -88,6 +90,8 @@ class Uni3DTransformer(Backbone):
         depth: number of EVA-02 blocks.
         heads: attention heads.
         mlp_ratio: SwiGLU hidden size / width (EVA-02: 8/3).
+        qkv_fused: one fused qkv projection (EVA02-Tiny/Small) or separate q/k/v projections (EVA02-Base/Large).
+        scale_mlp: a LayerNorm on the SwiGLU hidden layer (EVA02-Base/Large, timm ``scale_mlp``).
         tokenizer_widths, encoder_dim: the group tokenizer (Uni3D: (128, 256, 512), 512).
         embed_dim: D, the embedding size (Uni3D: 1024, the CLIP space of EVA02-E-14-plus).
         colour: constant colour appended to every point (6 input channels), or None for xyz only.
@@ -103,9 +107,9 @@ class Uni3DTransformer(Backbone):
     arch = "uni3d"
 
     def __init__(self, num_classes: int, num_groups: int = 512, group_size: int = 64, width: int = 192,
-                 depth: int = 12, heads: int = 3, mlp_ratio: float = 8 / 3,
-                 tokenizer_widths: Sequence[int] = (128, 256, 512), encoder_dim: int = 512, embed_dim: int = 1024,
-                 colour: float | None = 0.5, normalize: bool = True, drop_path: float = 0.0,
+                 depth: int = 12, heads: int = 3, mlp_ratio: float = 8 / 3, qkv_fused: bool = True,
+                 scale_mlp: bool = False, tokenizer_widths: Sequence[int] = (128, 256, 512), encoder_dim: int = 512,
+                 embed_dim: int = 1024, colour: float | None = 0.5, normalize: bool = True, drop_path: float = 0.0,
                  prompt_mode: str = "shallow", pool: str = "cls") -> None:
         super().__init__(num_classes, embed_dim=embed_dim, prompt_dim=width)
         if prompt_mode not in ("shallow", "deep"):
@@ -128,8 +132,8 @@ class Uni3DTransformer(Backbone):
         norm = partial(nn.LayerNorm, eps=1e-6)
         rates = torch.linspace(0, drop_path, depth).tolist() if depth > 1 else [drop_path]
         self.blocks = nn.ModuleList(
-            EvaBlock(width, heads, qkv_bias=True, qkv_fused=True, mlp_ratio=mlp_ratio, swiglu_mlp=True,
-                     drop_path=rate, norm_layer=norm)
+            EvaBlock(width, heads, qkv_bias=True, qkv_fused=bool(qkv_fused), mlp_ratio=mlp_ratio, swiglu_mlp=True,
+                     scale_mlp=bool(scale_mlp), drop_path=rate, norm_layer=norm)
             for rate in rates
         )
         self.norm = norm(width)
@@ -217,6 +221,18 @@ UNI3D = BackboneSpec(
         "paper": {"num_groups": 512, "group_size": 64, "width": 192, "depth": 12, "heads": 3,
                   "tokenizer_widths": (128, 256, 512), "encoder_dim": 512, "embed_dim": 1024, "colour": 0.5,
                   "normalize": True},
+        # base: Uni3D-B, the MRPD paper code's 3D teacher; loads the official uni3d-b checkpoint (tag ``b``). Sources:
+        # the blocks are timm's eva02_base_patch14_448 (the pc_model of Uni3D's scripts/inference.sh for "base"):
+        # width 768 (also that script's pc_feat_dim=768), depth 12, heads 12, mlp_ratio 8/3, separate q/k/v and
+        # the SwiGLU LayerNorm (timm's model args qkv_fused=False, scale_mlp=True; EVA-02 paper, arXiv:2303.11331,
+        # Base = 768 x 12 layers x 12 heads); embed 1024 (--embed-dim 1024, EVA02-E-14-plus's CLIP space), 512
+        # groups x 64 points and the 512-d tokenizer (--num-group 512 --group-size 64 --pc-encoder-dim 512 in the
+        # same script; tokenizer widths 128/256/512 from its models/point_encoder.py). 86.95M parameters here; the
+        # released model also holds the timm ViT's unused image parts (~2M), near the ~88M the Uni3D paper
+        # (arXiv:2310.06773) gives Uni3D-B (that figure not re-checked offline).
+        "base": {"num_groups": 512, "group_size": 64, "width": 768, "depth": 12, "heads": 12, "qkv_fused": False,
+                 "scale_mlp": True, "tokenizer_widths": (128, 256, 512), "encoder_dim": 512, "embed_dim": 1024,
+                 "colour": 0.5, "normalize": True},
         "test": {"num_groups": 16, "group_size": 8, "width": 16, "depth": 2, "heads": 2,
                  "tokenizer_widths": (8, 16, 16), "encoder_dim": 16, "embed_dim": 16, "colour": 0.5,
                  "normalize": False},
@@ -229,10 +245,13 @@ UNI3D = BackboneSpec(
         "cpu": TrainRecipe(epochs=40, batch_size=32, lr=2e-3, optimizer="adamw", weight_decay=0.05, grad_clip=5.0),
         "paper": TrainRecipe(epochs=300, batch_size=32, lr=5e-4, optimizer="adamw", weight_decay=0.05,
                              grad_clip=10.0),
+        "base": TrainRecipe(epochs=300, batch_size=32, lr=5e-4, optimizer="adamw", weight_decay=0.05,
+                            grad_clip=10.0),  # as paper; base exists to load Uni3D-B, not to be trained here
         "test": TrainRecipe(epochs=3, batch_size=16, lr=3e-3, optimizer="adamw", weight_decay=0.05),
     },
     weights=UNI3D_WEIGHTS,
-    # The MRPD paper's student classifies by cosine similarity to class-name text embeddings (MiniLM here).
+    # The MRPD paper's student classifies by cosine similarity to class-name text embeddings (MiniLM by default;
+    # EVA02-E-14-plus's text tower, Uni3D's zero-shot classifier, with --opt backbone.text_encoder=open_clip).
     default_head="cosine",
     description="Uni3D-style point transformer (group tokens + timm EVA-02 blocks); promptable (MRPD student)",
     paper="arXiv:2310.06773",

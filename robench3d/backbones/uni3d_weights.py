@@ -22,7 +22,13 @@ image-only parts of the timm ViT (``visual.cls_token``, ``visual.pos_embed``, ``
 ``visual.head.*``). Anything else that does not map, any shape mismatch and any model parameter the checkpoint
 lacks is an error (strict). The classifier head is not part of a Uni3D checkpoint (Uni3D classifies zero-shot
 against CLIP text embeddings) and keeps its initialisation; the loader says so in its return value, which goes
-into the weights provenance.
+into the weights provenance. Uni3D-B (tag ``b``, configuration ``base``) has the same keys except inside the
+EVA02-Base blocks (``attn.q_proj``/``k_proj``/``v_proj`` instead of ``attn.qkv`` + ``q_bias``/``v_bias``, plus
+``mlp.norm``), which keep timm's names on both sides.
+
+The provenance note states the file's layout, not its origin ("point encoder in the official Uni3D layout": a
+random stand-in has the same keys), plus the ``note`` of a JSON sidecar ``<file>.json`` when there is one
+(``{"note": "random init"}`` for a test stand-in), as for open_clip weights files.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import torch
 
 from robench3d.backbones.base import WeightsSpec
 from robench3d.errors import ConfigError
+from robench3d.text.openclip_weights import read_note
 
 if TYPE_CHECKING:
     from torch import nn
@@ -56,6 +63,12 @@ UNI3D_WEIGHTS: dict[str, WeightsSpec] = {
         tag="ti", filename="uni3d-ti/model.pt", config="paper", license=_LICENSE,
         origin_url=f"{_HF}/uni3d-ti/model.pt",
         description="Uni3D-Ti (EVA02-Tiny blocks, 12.8 MB), pretrained on the ensembled data incl. Objaverse-LVIS",
+    ),
+    "b": WeightsSpec(
+        tag="b", filename="uni3d-b/model.pt", config="base", license=_LICENSE,
+        origin_url=f"{_HF}/uni3d-b/model.pt",
+        description="Uni3D-B (EVA02-Base blocks), pretrained on the ensembled data incl. Objaverse-LVIS; the MRPD "
+                    "paper code's 3D teacher",
     ),
     "ti_no_lvis": WeightsSpec(
         tag="ti_no_lvis", filename="uni3d-ti-no-lvis/model.pt", config="paper", license=_LICENSE,
@@ -178,7 +191,7 @@ def load_uni3d_checkpoint(model: nn.Module, path: Path | str) -> str:
         )
         raise ConfigError(
             f"the Uni3D checkpoint {path} does not fit this uni3d configuration ({detail}); build the backbone "
-            "with the configuration of the released model (uni3d:paper for Uni3D-Ti)"
+            "with the configuration of the released model (uni3d:paper for Uni3D-Ti, uni3d:base for Uni3D-B)"
         )
     # strict=False only because the head is not in the checkpoint; everything else was checked above.
     result = model.load_state_dict(mapped, strict=False)
@@ -186,4 +199,6 @@ def load_uni3d_checkpoint(model: nn.Module, path: Path | str) -> str:
     logger.info("loaded %d Uni3D tensors from %s (dropped %d unused: %s)", len(mapped), path, len(dropped),
                 ", ".join(sorted({d.split(".")[0] if d == "logit_scale" else ".".join(d.split(".")[:3])
                                   for d in dropped})))
-    return f"Uni3D point encoder from {Path(path).name}; classifier head not in the checkpoint (initialised here)"
+    note = read_note(Path(path), None)
+    return (f"point encoder in the official Uni3D layout from {Path(path).name}" + (f" ({note})" if note else "")
+            + "; classifier head not in the checkpoint (initialised here)")
