@@ -5,6 +5,9 @@
 * :class:`OpenCLIPTextEncoder`: an open_clip text tower from a local weights file; nothing is bundled, and its
   provenance records the file, its hash and a note (``random init`` for test weights).
 * :func:`build_text_encoder`: either, by name.
+* :func:`open_clip_class_embeddings`: fixed class embeddings of an open_clip tower from a local file (the cosine
+  head of ``--opt backbone.text_encoder=open_clip``); :func:`locate_weights` finds such a file (a path, or a file
+  name under ``$ROBENCH3D_WEIGHTS``).
 * :func:`class_name_embeddings` / :func:`encode_sentences`: fixed MiniLM embeddings (no context), as the cosine
   heads use them; formerly in ``robench3d.backbones.text``.
 """
@@ -14,7 +17,8 @@ from __future__ import annotations
 from robench3d.text.base import DEFAULT_TEMPLATE, TextEncoder, class_sentences
 from robench3d.text.factory import build_text_encoder
 from robench3d.text.minilm import MiniLMTextEncoder, class_name_embeddings, encode_sentences
-from robench3d.text.openclip import OpenCLIPTextEncoder
+from robench3d.text.openclip import OpenCLIPTextEncoder, open_clip_class_embeddings
+from robench3d.text.openclip_weights import locate_weights
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -25,4 +29,6 @@ __all__ = [
     "class_name_embeddings",
     "class_sentences",
     "encode_sentences",
+    "locate_weights",
+    "open_clip_class_embeddings",
 ]

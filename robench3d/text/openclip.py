@@ -17,10 +17,15 @@ Context: with k context vectors the token sequence becomes ``<start_of_text> v_1
 (the sentence shifted right by k, the padding shortened by k), and the pooled token is found from the token ids
 of that sequence as built (placeholder ids ``x`` at the context positions, as CoOp's ``X X X``), so CLIP's
 end-of-text pooling reads the right position.
+
+:func:`open_clip_class_embeddings` gives fixed class embeddings (no context) for a cosine head, as
+:func:`~robench3d.text.minilm.class_name_embeddings` does with MiniLM: Uni3D's zero-shot classifier when the tower
+is EVA02-E-14-plus's.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from copy import deepcopy
@@ -31,10 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from robench3d.errors import ConfigError
-from robench3d.text.base import TextEncoder
+from robench3d.text.base import DEFAULT_TEMPLATE, TextEncoder, class_sentences
 from robench3d.text.openclip_weights import read_note, read_text_state_dict
 
-__all__ = ["OpenCLIPTextEncoder", "resolve_config"]
+__all__ = ["OpenCLIPTextEncoder", "open_clip_class_embeddings", "resolve_config"]
 
 _POOLS = ("argmax", "eos", "first", "last")
 
@@ -203,3 +208,43 @@ class OpenCLIPTextEncoder(TextEncoder):
         if proj is not None:
             pooled = proj(pooled) if isinstance(proj, torch.nn.Module) else pooled @ proj
         return F.normalize(pooled.float(), dim=-1)
+
+
+def open_clip_class_embeddings(class_names: Sequence[str], model: str | Path, weights: str | Path,
+                               template: str = DEFAULT_TEMPLATE) -> tuple[torch.Tensor, str]:
+    """Fixed class embeddings of an open_clip text tower from a local file, for a cosine head (no context).
+
+    Args:
+        class_names: the dataset's class names, in label order.
+        model: an open_clip config name (``EVA02-E-14-plus``) or a ``.json`` config file.
+        weights: the local weights file (the provenance note comes from its ``<file>.json`` sidecar, if any).
+        template: a format string with one ``{}`` for the class name.
+
+    Returns:
+        (embeddings, provenance): (C, embed_dim) unit rows on the CPU, and a string naming the tower, the file's
+        hash, its note and the template (it enters the cache key of any model trained with these embeddings).
+
+    Raises:
+        ConfigError: a bad template or model, or a missing or unfitting weights file.
+
+    Shape:
+        C names -> (C, embed_dim).
+    """
+    class_sentences(class_names, template)  # a bad template fails before the tower loads
+    path = Path(weights)
+    if not path.is_file():
+        read_text_state_dict(path)  # raises the reader's ConfigError for a missing file
+    stat = path.stat()
+    emb, source = _cached_class_embeddings(tuple(map(str, class_names)), str(model), str(path.resolve()),
+                                           stat.st_size, stat.st_mtime_ns, template)
+    return emb.clone(), source
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_class_embeddings(class_names: tuple[str, ...], model: str, weights: str, _size: int, _mtime: int,
+                             template: str) -> tuple[torch.Tensor, str]:
+    # A run builds the student's head and its backbone teachers' heads from the same (possibly multi-GB) file:
+    # read it once per process. The file's size and mtime are part of the key, so a replaced file is re-read.
+    encoder = OpenCLIPTextEncoder(model, weights)
+    emb = encoder.encode(list(class_names), template)
+    return emb.cpu(), f"{encoder.provenance} template {template!r}"

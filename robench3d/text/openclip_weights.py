@@ -9,6 +9,10 @@ Both of open_clip's layouts are understood: ``CLIP`` keeps the text tower at the
 (``token_embedding.weight``, ``transformer.resblocks...``, ``ln_final``, ``text_projection``) beside
 ``visual.*``, ``CustomTextCLIP`` under ``text.*``. A file holding only the text tower (in either layout) works too.
 
+Finding the file (:func:`locate_weights`): an option's value is either an existing path, used as given, or a file
+name looked up like a backbone's weights tag, through the ``robench3d_resolve_weights`` hook (built in:
+``$ROBENCH3D_WEIGHTS/<name>``, then ``<cache>/weights/<name>``). Nothing is ever downloaded.
+
 Provenance: ``provenance_note=`` wins; otherwise the ``note`` string of a JSON sidecar ``<weights file>.json``
 (``x.pt`` -> ``x.pt.json``, ``{"note": "random init"}``) if present; otherwise there is no note, and the
 provenance names only the file and its hash, never claiming the weights are pretrained.
@@ -17,16 +21,56 @@ provenance names only the file and its hash, never claiming the weights are pret
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from robench3d.errors import ConfigError
 
-__all__ = ["read_note", "read_text_state_dict", "sidecar_path"]
+__all__ = ["locate_weights", "read_note", "read_text_state_dict", "sidecar_path"]
 
 # Top-level names of the text tower in open_clip's CLIP layout (the vision tower lives under "visual.").
 _TEXT_ROOTS = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
+
+
+def locate_weights(value: str | Path, find: Callable[[str], Path | str | None] | None, *, what: str,
+                   cache_dir: Path | None = None) -> Path:
+    """The local file an option names: an existing path as given, else a file name that ``find`` resolves.
+
+    Args:
+        value: the option's value, a path (``/models/clip.bin``) or a file name (``eva02/clip.bin``).
+        find: ``name -> path or None``, usually the ``robench3d_resolve_weights`` hook on a weights spec named
+            ``value`` (``$ROBENCH3D_WEIGHTS/<name>``, then ``<cache>/weights/<name>``); ``None``: paths only.
+        what: the option, for the error message (``--opt backbone.text_weights``).
+        cache_dir: the cache, named in the error message.
+
+    Raises:
+        ConfigError: an empty value, or a file that is neither an existing path nor found; the message names the
+            file, ``$ROBENCH3D_WEIGHTS`` and the cache folder it was looked for in.
+    """
+    text = str(value).strip()
+    if not text:
+        raise ConfigError(f"{what} is empty; give a local weights file (a path, or a file name under "
+                          "$ROBENCH3D_WEIGHTS); robench3d never downloads weights")
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    found = find(text) if find is not None and not path.is_absolute() else None
+    if found is not None:
+        return Path(found)
+    if path.is_absolute():
+        raise ConfigError(f"{what}: the weights file {text!r} does not exist; robench3d never downloads weights: "
+                          "put the file there, or give a file name to look up in $ROBENCH3D_WEIGHTS")
+    env = os.environ.get("ROBENCH3D_WEIGHTS", "")
+    state = f"ROBENCH3D_WEIGHTS={env}" if env else "ROBENCH3D_WEIGHTS is not set"
+    cache = f" or {Path(cache_dir) / 'weights' / text}" if cache_dir is not None else ""
+    raise ConfigError(
+        f"{what}: the weights file {text!r} is not an existing path and was not found as $ROBENCH3D_WEIGHTS/{text}"
+        f"{cache} ({state}); robench3d never downloads weights: put the file in the "
+        f"folder $ROBENCH3D_WEIGHTS names (e.g. ROBENCH3D_WEIGHTS=/models with /models/{text}) or pass its path"
+    )
 
 
 def sidecar_path(weights: Path) -> Path:
