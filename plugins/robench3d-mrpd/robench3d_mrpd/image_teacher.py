@@ -11,7 +11,9 @@ Two encoders (``encoder=``):
   selection on val accuracy), cached as an artifact. Embedding: the pooled 1280-d features; logits: its class head.
   Deviation from the paper (state it in the rows): this teacher is not text-aligned, so MRPD's gate uses its head.
 * ``open_clip`` (as the paper): an open_clip image tower read from a local file (``model=`` an open_clip config name
-  or ``.json``, ``weights=`` a ``.safetensors``/``.pt`` state dict; never a hub), zero-shot logits = the model's
+  or ``.json``, ``weights=`` a ``.safetensors``/``.pt`` state dict: an existing path, or a file name looked up in
+  ``$ROBENCH3D_WEIGHTS`` and ``<cache>/weights`` through ``ctx.resolve_weights``; never a hub; variant ``paper``:
+  EVA02-E-14-plus at 224 px, as the MRPD paper's code), zero-shot logits = the model's
   logit scale x cosine similarity to its own text tower's embeddings of ``template`` for each class. Nothing is
   trained. Provenance names the file's hash plus the note of ``note=`` or of the sidecar ``<weights>.json``
   (``random init`` for a test model): robench3d cannot tell random weights from CLIP's and never claims either.
@@ -41,6 +43,7 @@ from robench3d.params import Param
 from robench3d.teachers.base import Teacher, TeacherOutput
 from robench3d.training.trainer import ParamGroup, Trainer, TrainerConfig
 from robench3d_mrpd.depth import DepthProjection
+from robench3d_mrpd.text_teacher import PAPER_CLIP, PAPER_CLIP_WEIGHTS, local_weights
 
 __all__ = ["DepthImageTeacher", "efficientnet_lite0_imagenet"]
 
@@ -116,6 +119,8 @@ class DepthImageTeacher(Teacher):
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "default": {"encoder": "efficientnet_lite0", "image_size": 112, "model": "ViT-B-32", "weights": "", **_COMMON},
         "open_clip": {"encoder": "open_clip", "image_size": 224, "model": "ViT-B-32", "weights": "", **_COMMON},
+        "paper": {"encoder": "open_clip", "image_size": 224, "model": PAPER_CLIP, "weights": PAPER_CLIP_WEIGHTS,
+                  **_COMMON},
     }
     param_specs: ClassVar[dict[str, Param]] = {
         "encoder": Param(str, choices=("efficientnet_lite0", "open_clip"), help="the image encoder"),
@@ -128,7 +133,8 @@ class DepthImageTeacher(Teacher):
         "batch_size": Param(int, minimum=2),
         "freeze_stages": Param(int, minimum=0, maximum=7, help="stages after the stem kept frozen (of 7)"),
         "model": Param(str, help="open_clip config name or .json file (encoder=open_clip)"),
-        "weights": Param(str, help="local open_clip weights file (encoder=open_clip)"),
+        "weights": Param(str, help="open_clip weights (encoder=open_clip): a path, or a file name in "
+                                   "$ROBENCH3D_WEIGHTS"),
         "template": Param(str, help="class prompt of the open_clip text tower"),
         "note": Param(str, help="where the open_clip weights come from (default: <weights>.json's note)"),
     }
@@ -144,9 +150,14 @@ class DepthImageTeacher(Teacher):
         self.val_acc: float | None = None  # the fine-tuned head's accuracy on the val split
         if p["encoder"] == "open_clip":
             weights = str(p["weights"])
-            if not weights or not Path(weights).is_file():
+            if not weights:
                 raise ConfigError(f"teacher 'mrpd_image' with encoder=open_clip needs weights=<a local .safetensors or "
-                                  f".pt state dict>; got {weights!r} (robench3d never downloads weights)")
+                                  f".pt state dict>; got {weights!r} (a path, or a file name in $ROBENCH3D_WEIGHTS; "
+                                  "robench3d never downloads weights)")
+            # A file name is looked up in $ROBENCH3D_WEIGHTS when the teacher is prepared; a path must exist now.
+            if Path(weights).is_absolute() and not Path(weights).is_file():
+                raise ConfigError(f"teacher 'mrpd_image': the weights file {weights!r} does not exist (robench3d "
+                                  "never downloads weights)")
         elif int(p["image_size"]) < 48:  # 32 px leaves a 1x1 last stage whose ImageNet features are ~all zero
             raise ConfigError(f"teacher 'mrpd_image' parameter 'image_size': {p['image_size']} is too small for "
                               "efficientnet_lite0 (its pooled features vanish below 48 px); give 48 or more")
@@ -158,7 +169,7 @@ class DepthImageTeacher(Teacher):
         data = ctx.dataset
         self.class_names = tuple(data.class_names)
         if self.params["encoder"] == "open_clip":
-            self._prepare_open_clip()
+            self._prepare_open_clip(local_weights(ctx, str(self.params["weights"]), teacher=self.name))
         else:
             self._prepare_efficientnet(ctx)
         self.to(ctx.device)
@@ -237,7 +248,7 @@ class DepthImageTeacher(Teacher):
 
     # -- open_clip image tower, zero-shot ----------------------------------------------------------------------------
 
-    def _prepare_open_clip(self) -> None:
+    def _prepare_open_clip(self, path: Path) -> None:
         import open_clip
         from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
         from open_clip.model import _build_vision_tower  # the vision tower alone (as robench3d.text builds text)
@@ -247,7 +258,6 @@ class DepthImageTeacher(Teacher):
 
         p = self.params
         label, cfg = resolve_config(str(p["model"]))
-        path = Path(str(p["weights"]))
         vision = dict(cfg.get("vision_cfg") or {})
         size = vision.get("image_size", 224)
         size = int(size if isinstance(size, int) else size[0])

@@ -76,7 +76,11 @@ class MRPD(Defense):
     name: ClassVar[str] = "mrpd"
     variants: ClassVar[dict[str, dict[str, Any]]] = {
         "default": dict(_CPU),
-        "paper": {**_CPU, "clean_epochs": 50, "adv_epochs": 50, "val_limit": 512},
+        # The paper code's teachers, from local files (README "mrpd:paper"): EVA02-E-14-plus image and text towers
+        # (eva02-e-14-plus/open_clip_pytorch_model.bin) and Uni3D-B (uni3d-b/model.pt), found in $ROBENCH3D_WEIGHTS.
+        "paper": {**_CPU, "image_teacher": "mrpd_image:paper", "teacher_3d": "uni3d.b",
+                  "text_teacher": "mrpd_text:paper", "point_prompts": 10, "text_context": 3, "clean_epochs": 50,
+                  "adv_epochs": 50, "val_limit": 512},
     }
     param_specs: ClassVar[dict[str, Param]] = _SPECS
     trains: ClassVar[bool] = True
