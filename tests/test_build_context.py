@@ -97,7 +97,7 @@ def test_builtin_backbone_teacher_is_frozen_and_its_outputs_are_cached(tmp_path:
     class Trained:
         def __init__(self) -> None:
             self.model = _Net()
-            self.name, self.provenance = "net:test", "random init (test)"
+            self.name, self.provenance, self.info = "net:test", "random init (test)", {}
 
     class _Net(nn.Module):
         embed_dim = 4

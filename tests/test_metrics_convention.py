@@ -97,7 +97,9 @@ def test_robust_requires_clean_correct_and_asr_counts_clean_correct_only(tmp_pat
     OracleDefense.test_split = prepare_dataset(registries, "shapes:tiny", cache_dir=cache,
                                                num_points=128).split(Split.TEST)
     result = run_matrix(config, registries)
-    (row,) = result.rows
+    # the undefended reference is reported beside the requested defense (a generic rule of every run)
+    assert [r["defense"] for r in result.rows] == ["none", "oracle"]
+    row = result.rows[1]
     assert row["status"] == "ok"
     assert row["clean_acc"] == pytest.approx(0.5)
     assert row["robust_acc"] == pytest.approx(0.5)  # the 8 clean-wrong clouds the shift "fixes" do not count
@@ -107,7 +109,7 @@ def test_robust_requires_clean_correct_and_asr_counts_clean_correct_only(tmp_pat
     assert samples["adv_correct"].all() and samples["correct"].sum() == 8
     assert (samples["correct"] == (samples["clean_correct"] & samples["adv_correct"])).all()
     # robench3d_run_finished fired from Python (no CLI) with a DataFrame of the rows, as its docstring says
-    assert len(log) == 1 and isinstance(log[0][0], pd.DataFrame) and list(log[0][0]["attack"]) == ["shift"]
+    assert len(log) == 1 and isinstance(log[0][0], pd.DataFrame) and list(log[0][0]["attack"]) == ["shift"] * 2
     assert log[0][1] is config
     # the plugins column names only the plugins whose components this cell used
     assert row["plugins"].split("; ") == sorted(["metric_plugin", "robench3d.builtin.backbones",

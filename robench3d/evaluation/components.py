@@ -229,7 +229,7 @@ def build_backbone(registries: Registries, ref: str, *, config: RunConfig, train
             proj = "no projection" if isinstance(getattr(model.head, "proj", None), nn.Identity) else \
                 "a projection initialised here, untrained"
             provenance += f"; cosine head on {class_source} ({proj})"
-        return TrainedBackbone(model.eval(), str(r), provenance, path, fresh=lambda: spec.build(
+        return TrainedBackbone(model.to(config.device).eval(), str(r), provenance, path, fresh=lambda: spec.build(
             num_classes, r.variant or wspec.config, overrides, head=head, class_embeddings=class_emb))
     if train_data is None:
         raise ConfigError(

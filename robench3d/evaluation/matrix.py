@@ -138,7 +138,7 @@ class _Run:
         key = f"{ref}|{sorted(opts.items())!r}"
         if key not in self._teachers:
             self.say(f"preparing teacher {ref}")
-            self._teachers[key] = cls(r.variant, opts).build(ctx)
+            self._teachers[key] = cls(r.variant, opts).build(ctx).to(ctx.device)
         return self._teachers[key]
 
     def context(self, trained: TrainedBackbone, bref: str) -> BuildContext:
