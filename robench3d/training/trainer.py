@@ -245,6 +245,7 @@ class Trainer:
         global_step = start_epoch * (steps_per_epoch or 0)
         try:
             for epoch in range(start_epoch, c.epochs):
+                epoch_t0 = time.perf_counter()
                 # Dropout etc. reseeded per epoch, so a resumed run reproduces an uninterrupted one.
                 torch.manual_seed(c.seed * 100_003 + epoch)
                 model.train()
@@ -288,6 +289,7 @@ class Trainer:
                     better = best[0] is None or (score > best[0] if c.select_mode == "max" else score < best[0])
                     if better:
                         best = (score, epoch, trained_state(model, params, self.frozen_modules))
+                metrics["seconds"] = round(time.perf_counter() - epoch_t0, 3)
                 history.append(metrics)
                 for cb in self.callbacks:
                     cb.on_epoch_end(self, epoch, metrics)
@@ -317,7 +319,7 @@ class Trainer:
     @staticmethod
     def _describe(metrics: Mapping[str, float]) -> str:
         parts = [f"loss {metrics['loss']:.4f}"]
-        parts += [f"{k} {v:.4g}" for k, v in metrics.items() if k not in ("epoch", "loss")]
+        parts += [f"{k} {v:.4g}" for k, v in metrics.items() if k not in ("epoch", "loss", "seconds")]
         return " ".join(parts)
 
     def _set_lr(self, opt: torch.optim.Optimizer, step: int, total: int) -> None:

@@ -66,11 +66,14 @@ class MRPDParts(nn.Module):
             (``text``); a projection head maps the student embedding into each one whose space differs.
         temperature: initial InfoNCE temperature of every teacher (learnable; mrpd.md: 0.07).
         prompt_std: standard deviation of the prompts' initialisation (mrpd.md: 1).
+        project: ``always`` (a training-only projection into every cloud teacher's space: our teachers are trained
+            here, in spaces of their own) or ``if_needed`` (only when the sizes differ: the paper's CLIP-space
+            teachers are compared with the student directly).
     """
 
     def __init__(self, student: Backbone, *, prompt_tokens: int, deep: bool, depth: int,
                  context: nn.Parameter | None, teacher_dims: dict[str, int], temperature: float = 0.07,
-                 prompt_std: float = 1.0, generator: torch.Generator | None = None) -> None:
+                 prompt_std: float = 1.0, project: str = "always", generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.student = student
         n = prompt_tokens * (depth if deep else 1)
@@ -90,6 +93,8 @@ class MRPDParts(nn.Module):
         for name, dim in teacher_dims.items():
             if name == "text" and text_dim is not None and text_dim == dim:
                 continue  # a cosine-head student already embeds into the text space (its head's projection)
+            if project == "if_needed" and dim == student.embed_dim:
+                continue  # teacher and student share one (CLIP) space, as in the paper: compared directly
             heads[name] = nn.Linear(student.embed_dim, dim)
         self.heads = nn.ModuleDict(heads)
 
@@ -103,9 +108,11 @@ class MRPDParts(nn.Module):
 
     def to_space(self, name: str, emb: torch.Tensor) -> torch.Tensor:
         """The student embedding mapped into teacher ``name``'s space (the text space of a cosine head: its
-        projection). Shape: (B, D) -> (B, D_teacher)."""
+        projection; a shared space: the embedding itself). Shape: (B, D) -> (B, D_teacher)."""
         if name in self.heads:
             return self.heads[name](emb)
+        if name != "text":
+            return emb
         head = self.student.head
         assert isinstance(head, CosineHead)
         return head.proj(emb)

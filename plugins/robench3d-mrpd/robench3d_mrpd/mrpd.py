@@ -51,7 +51,8 @@ _CPU: dict[str, Any] = {
     "point_prompts": 10, "prompt_mode": "shallow", "text_context": 3, "prompt_std": 1.0,
     "gate": True, "top_k": 1, "weighting": "dynamic", "clamp": -1.0, "text_loss": "infonce", "temperature": 0.07,
     "adv": "static", "clean_epochs": 3, "adv_epochs": 3, "lr": 1e-3, "weight_decay": 1e-2, "min_lr": 1e-5,
-    "batch_size": 32, "grad_clip": 5.0, "val_limit": 64, "max_train": 0,
+    "batch_size": 32, "grad_clip": 5.0, "val_limit": 64, "max_train": 0, "cache_teachers": True,
+    "teacher_projection": "always",
     "adv_eps": 0.08, "adv_step": 0.004, "adv_steps": 20,
 }
 
@@ -67,6 +68,8 @@ _SPECS: dict[str, Param] = {
     "min_lr": Param(float, minimum=0), "batch_size": Param(int, minimum=2), "grad_clip": Param(float, minimum=0),
     "val_limit": Param(int, minimum=1), "max_train": Param(int, minimum=0), "adv_eps": Param(float, minimum=0),
     "adv_step": Param(float, minimum=0), "adv_steps": Param(int, minimum=1),
+    "cache_teachers": Param(bool, help="compute teacher outputs once (false: every step; for benchmarks)"),
+    "teacher_projection": Param(str, choices=("always", "if_needed")),
 }
 
 
@@ -80,7 +83,16 @@ class MRPD(Defense):
         # (eva02-e-14-plus/open_clip_pytorch_model.bin) and Uni3D-B (uni3d-b/model.pt), found in $ROBENCH3D_WEIGHTS.
         "paper": {**_CPU, "image_teacher": "mrpd_image:paper", "teacher_3d": "uni3d.b",
                   "text_teacher": "mrpd_text:paper", "point_prompts": 10, "text_context": 3, "clean_epochs": 50,
-                  "adv_epochs": 50, "val_limit": 512},
+                  "adv_epochs": 50, "val_limit": 512, "teacher_projection": "if_needed"},
+        # The ablations of the MRPD paper (and our online extension), as named variants so that one run compares
+        # them all: --defense mrpd,mrpd:no_image,mrpd:no_3d,...
+        "no_image": {**_CPU, "teachers": ("3d", "text")},
+        "no_3d": {**_CPU, "teachers": ("image", "text")},
+        "no_context": {**_CPU, "text_context": 0},
+        "no_gate": {**_CPU, "gate": False},
+        "fixed_weights": {**_CPU, "weighting": "fixed"},
+        "no_prompts": {**_CPU, "point_prompts": 0},
+        "online": {**_CPU, "adv": "online"},
     }
     param_specs: ClassVar[dict[str, Param]] = _SPECS
     trains: ClassVar[bool] = True

@@ -62,9 +62,10 @@ class _Classifier(nn.Module):
         return self.parts.logits(points, self.class_embeddings)
 
 
-def _batched(fn: Any, points: torch.Tensor, size: int = 64) -> torch.Tensor:
+def _batched(fn: Any, points: torch.Tensor, device: str, size: int = 64) -> torch.Tensor:
+    """``fn`` over ``points`` in batches on ``device``; results on the CPU."""
     with torch.no_grad():
-        return torch.cat([fn(points[s : s + size]) for s in range(0, len(points), size)])
+        return torch.cat([fn(points[s : s + size].to(device)).cpu() for s in range(0, len(points), size)])
 
 
 class _Distillation:
@@ -114,6 +115,23 @@ class _Distillation:
         return out
 
 
+def _deviations(run: _Distillation, p: dict[str, Any]) -> str:
+    """What of this configuration departs from the paper (recorded in every row), from what actually ran."""
+    notes = []
+    trained_here = [k for k, t in run.cloud.items() if t.needs_training]
+    if trained_here:
+        notes.append(f"teacher(s) {', '.join(trained_here)} trained here on the training clouds, not zero-shot CLIP")
+    image = run.cloud.get("image")
+    if image is not None and getattr(image, "params", {}).get("encoder") != "open_clip":
+        notes.append("image teacher not text-aligned: gated by its own class head, reached through a training-only "
+                     "projection")
+    if int(p["clean_epochs"]) + int(p["adv_epochs"]) < 100:
+        notes.append(f"{p['clean_epochs']} + {p['adv_epochs']} epochs (paper: 50 + 50)")
+    if p["adv"] != "static":
+        notes.append(f"adv={p['adv']} (paper: a static set)")
+    return "; ".join(notes) or "none"
+
+
 def train_or_load(defense: Any, ctx: Any) -> DefendedModel:
     """MRPD's defended model (see :mod:`robench3d_mrpd.mrpd`)."""
     p = defense.params
@@ -136,7 +154,9 @@ def train_or_load(defense: Any, ctx: Any) -> DefendedModel:
         dims["text"] = int(run.text.embed_dim)
     parts = MRPDParts(student, prompt_tokens=int(p["point_prompts"]), deep=p["prompt_mode"] == "deep",
                       depth=int(getattr(student, "depth", 1)), context=context, teacher_dims=dims,
-                      temperature=float(p["temperature"]), prompt_std=float(p["prompt_std"]), generator=gen)
+                      temperature=float(p["temperature"]), prompt_std=float(p["prompt_std"]),
+                      project=str(p["teacher_projection"]), generator=gen)
+    parts.to(ctx.device)
     key = {"params": {**p, "text_context": k_ctx}, "student": ctx.backbone_provenance,
            "student_name": ctx.backbone_name, "teachers": run.describe_teachers(),
            "static_set": static_info.get("cache_key", ""), "code": CODE_VERSION}
@@ -160,8 +180,7 @@ def train_or_load(defense: Any, ctx: Any) -> DefendedModel:
     provenance = {"mrpd": info["provenance"], "teachers": teacher_line,
                   "teacher_provenance": {k: v["provenance"] for k, v in run.describe_teachers().items()},
                   "selection": info.get("selection", ""), "static_set": static_info.get("provenance", ""),
-                  "deviations": "teachers trained here (no CLIP checkpoint offline); image teacher gated by its own "
-                                "class head and reached through a training-only projection; CPU-sized epochs"}
+                  "deviations": _deviations(run, p)}
     return DefendedModel(classify, backbone=ctx.backbone, differentiable=True, randomized=False,
                          extra_params=0 if parts.prompts is None else parts.prompts.numel(),
                          trainable_params=parts.trainable_count(), train_seconds=seconds, provenance=provenance)
@@ -171,7 +190,7 @@ def _train(run: _Distillation, parts: MRPDParts, static: torch.Tensor | None, ar
            static_info: dict[str, Any]) -> dict[str, Any]:
     p, ctx = run.p, run.ctx
     t0 = time.perf_counter()
-    outs = run.outputs(static, static_info.get("cache_key", ""))
+    outs = run.outputs(static, static_info.get("cache_key", "")) if p["cache_teachers"] else {}
     fixed_text = None
     if run.text is not None and parts.context is None:
         fixed_text = run.text.class_embeddings(run.class_names, None)
@@ -193,24 +212,31 @@ def _train(run: _Distillation, parts: MRPDParts, static: torch.Tensor | None, ar
 
     def step(model: nn.Module, batch: tuple[str, torch.Tensor]) -> dict[str, Any]:
         phase, idx = batch
-        y = run.y[idx]
+        dev = ctx.device
+        y = run.y[idx].to(dev)
         online = phase == "adv" and p["adv"] == "online"
         if phase == "clean":
-            x = run.x[idx]
+            x = run.x[idx].to(dev)
         elif online:
             victim = _Classifier(parts, class_embeddings(False)).eval()
-            x = attack_batches(run.attack, victim, run.x[idx], y, run.t[idx], batch_size=len(idx), seed=ctx.seed,
-                               device=ctx.device, early_stop=False)
+            x = attack_batches(run.attack, victim, run.x[idx], run.y[idx], run.t[idx], batch_size=len(idx),
+                               seed=ctx.seed, device=dev, early_stop=False).to(dev)
             parts.train()
         else:
             assert static is not None
-            x = static[idx]
+            x = static[idx].to(dev)
         emb = parts.embed(x)
         losses: dict[str, torch.Tensor] = {}
         logs: dict[str, Any] = {"adv_phase": float(phase == "adv")}
+        fresh = online or not p["cache_teachers"]
         for name, teacher in run.cloud.items():
-            out = teacher(x) if online else outs[name][phase]
-            t_emb, t_logits = (out.embedding, out.logits) if online else (out.embedding[idx], out.logits[idx])
+            if fresh:
+                with torch.no_grad():
+                    out = teacher(x)
+            else:
+                out = outs[name][phase]
+            t_emb, t_logits = ((out.embedding, out.logits) if fresh
+                               else (out.embedding[idx].to(dev), out.logits[idx].to(dev)))
             losses[name], kept = gated_contrastive(parts.to_space(name, emb), t_emb, t_logits, y,
                                                    parts.temperature(name), top_k=int(p["top_k"]),
                                                    gate=bool(p["gate"]))
@@ -228,11 +254,11 @@ def _train(run: _Distillation, parts: MRPDParts, static: torch.Tensor | None, ar
 
     def validate(model: nn.Module) -> dict[str, float]:
         victim = _Classifier(parts, class_embeddings(False)).eval()
-        clean = float((_batched(victim, run.vx).argmax(1) == run.vy).float().mean())
+        clean = float((_batched(victim, run.vx, ctx.device).argmax(1) == run.vy).float().mean())
         n = min(int(p["val_limit"]), len(run.vx))
         adv = attack_batches(run.attack, victim, run.vx[:n], run.vy[:n], run.vt[:n], batch_size=32, seed=ctx.seed,
                              device=ctx.device, early_stop=True)
-        pgd = float((_batched(victim, adv).argmax(1) == run.vy[:n]).float().mean())
+        pgd = float((_batched(victim, adv, ctx.device).argmax(1) == run.vy[:n]).float().mean())
         return {"val_clean": clean, "val_pgd": pgd, "val_select": 0.5 * (clean + pgd)}
 
     trainer = Trainer(TrainerConfig(epochs=epochs, lr=float(p["lr"]), optimizer="adamw",
