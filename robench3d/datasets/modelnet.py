@@ -1,11 +1,23 @@
-"""``modelnet40`` and ``modelnet10``: the ModelNet benchmarks from a user's copy, in any of three layouts.
+"""``modelnet40`` and ``modelnet10``: the ModelNet benchmarks from a user's copy, in any of four layouts.
 
 Formats (``--format`` forces one; otherwise detected from the layout, in this order of preference):
 
 * ``h5``: PointNet's ``modelnet40_ply_hdf5_2048/`` (``ply_data_*.h5``, ``shape_names.txt``, file lists);
 * ``normal_resampled``: PointNet++'s ``modelnet40_normal_resampled/`` (one ``x,y,z,nx,ny,nz`` text per shape);
 * ``off``: the original meshes ``ModelNet40/<class>/{train,test}/*.off`` (or ``ModelNet10/``), z-up CAD units,
-  rotated to y-up by (x, y, z) -> (-x, z, y) and sampled by surface area (sampled clouds are cached).
+  rotated to y-up by (x, y, z) -> (-x, z, y) and sampled by surface area (sampled clouds are cached);
+* ``aligned_ply``: the orientation-aligned clouds (ORION's azimuth alignment, as AdvPC ships them in
+  ``aligned_ModelNet40_pc/``): ``<class>/{train,test}/<class>_<NNNN>.ply``, one binary PLY point cloud per shape
+  (``element vertex`` x y z float, then a ``camera`` element, which is skipped), z-up, rotated to y-up like ``off``.
+  It is a different variant from the h5 release (many shapes are turned about the up axis), so its dataset version
+  starts with ``aligned_ply/`` and its rows never share a key with ``h5`` rows.
+
+The ``off`` and ``aligned_ply`` trees must hold only the canonical class folders (a misspelt one is an error that
+names it, with the likely fix); a missing class folder is a partial copy (its class has no shapes, with a note).
+Every format keeps the official shape ids (``airplane_0627``) as example ids, and ``robench3d data verify``
+compares the per-class counts with :data:`OFFICIAL_COUNTS`. ModelNet40 holds byte-identical clouds across classes
+and across train/test; ``data info``/``verify`` report them and ``--opt dataset.test_duplicates=drop`` evaluates
+without the test clouds that have a copy in train (see :mod:`robench3d.datasets.duplicates`).
 
 The root may be the format's folder itself or a folder holding it (e.g. PointNet's ``data/``). ModelNet10 is
 read from its own files where they exist (``modelnet10_*.txt``, ``ModelNet10/``) and otherwise as the 10-class
@@ -19,7 +31,13 @@ from pathlib import Path
 from typing import ClassVar
 
 from robench3d.datasets.loader import FileDataset, Plan
-from robench3d.datasets.modelnet_formats import MODELNET40_CLASSES, scan_h5, scan_off, scan_resampled
+from robench3d.datasets.modelnet_formats import (
+    MODELNET40_CLASSES,
+    scan_aligned_ply,
+    scan_h5,
+    scan_off,
+    scan_resampled,
+)
 from robench3d.errors import ConfigError, DataError
 
 __all__ = [
@@ -46,9 +64,12 @@ OFFICIAL_COUNTS: dict[str, tuple[int, int]] = dict(zip(MODELNET40_CLASSES, [
     (104, 20), (115, 100), (128, 20), (680, 100), (124, 20), (90, 20), (392, 100), (163, 20), (344, 100),
     (267, 100), (475, 100), (87, 20), (103, 20),
 ], strict=True))
-MODELNET_FORMATS = ("h5", "normal_resampled", "off")
+MODELNET_FORMATS = ("h5", "normal_resampled", "off", "aligned_ply")
 _EXPECTED = ("modelnet40_ply_hdf5_2048/ (ply_data_*.h5, shape_names.txt), modelnet40_normal_resampled/ "
-             "(modelnet40_shape_names.txt, <class>/<class>_NNNN.txt) or ModelNet40/<class>/{train,test}/*.off")
+             "(modelnet40_shape_names.txt, <class>/<class>_NNNN.txt), ModelNet40/<class>/{train,test}/*.off or the "
+             "aligned clouds <class>/{train,test}/<class>_NNNN.ply")
+#: Folder names the aligned PLY clouds are known under (robench3d's copy, AdvPC's repository).
+_ALIGNED_CHILDREN = ("modelnet40_aligned_1024", "aligned_ModelNet40_pc", "ModelNet40")
 
 
 def _looks_like(fmt: str, d: Path) -> bool:
@@ -58,7 +79,8 @@ def _looks_like(fmt: str, d: Path) -> bool:
     if fmt == "normal_resampled":
         return any((d / n).is_file() for n in ("modelnet40_shape_names.txt", "modelnet10_shape_names.txt",
                                                "modelnet40_train.txt", "modelnet40_test.txt"))
-    return any(d.glob("*/train/*.off")) or any(d.glob("*/test/*.off"))
+    ext = "off" if fmt == "off" else "ply"
+    return any(d.glob(f"*/train/*.{ext}")) or any(d.glob(f"*/test/*.{ext}"))
 
 
 def _children(fmt: str, family: str) -> tuple[str, ...]:
@@ -66,6 +88,8 @@ def _children(fmt: str, family: str) -> tuple[str, ...]:
         return ("modelnet40_ply_hdf5_2048",)
     if fmt == "normal_resampled":
         return ("modelnet40_normal_resampled",)
+    if fmt == "aligned_ply":
+        return _ALIGNED_CHILDREN
     return ("ModelNet10", "ModelNet40") if family == "modelnet10" else ("ModelNet40", "ModelNet10")
 
 
@@ -107,6 +131,8 @@ class _ModelNet(FileDataset):
             return scan_h5(folder, self.classes)
         if fmt == "normal_resampled":
             return scan_resampled(folder, self.classes, self.name)
+        if fmt == "aligned_ply":
+            return scan_aligned_ply(folder, self.classes, self.options.up_axis or "z")
         return scan_off(folder, self.classes, self.mesh_sampler(self.options.up_axis or "z"))
 
 
@@ -114,7 +140,8 @@ class ModelNet40Dataset(_ModelNet):
     """ModelNet40 (40 classes, 9 843 / 2 468 official shapes; the h5 release holds 9 840 train)."""
 
     name: ClassVar[str] = "modelnet40"
-    description: ClassVar[str] = "ModelNet40 from your copy: PointNet h5, PointNet++ resampled txt or OFF meshes"
+    description: ClassVar[str] = ("ModelNet40 from your copy: PointNet h5, PointNet++ resampled txt, OFF meshes or "
+                                  "the aligned PLY clouds")
     root_env: ClassVar[str | None] = "ROBENCH3D_MODELNET40_ROOT"
     classes: ClassVar[tuple[str, ...]] = MODELNET40_CLASSES
 

@@ -1,4 +1,5 @@
-"""The three on-disk layouts of ModelNet: PointNet's HDF5, PointNet++'s resampled text, the original OFF meshes.
+"""The four on-disk layouts of ModelNet: PointNet's HDF5, PointNet++'s resampled text, the original OFF meshes and
+the orientation-aligned PLY clouds.
 
 Each ``scan_*`` function lists the files of one layout (checking that every file a split list names exists) and
 returns a :class:`~robench3d.datasets.loader.Plan` whose ``load`` reads them. ``classes`` is the label order
@@ -8,6 +9,7 @@ their position in that subset. Layout details are in ``docs/data-formats.md``.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 from pathlib import Path
@@ -25,13 +27,15 @@ from robench3d.datasets.formats import (
     read_id_list,
     read_point_text,
     unique_ids,
+    unreadable,
 )
 from robench3d.datasets.loader import MeshSampler, Plan, RawSplit, per_source
-from robench3d.datasets.meshio import read_off
+from robench3d.datasets.meshio import read_off, to_y_up
+from robench3d.datasets.ply import read_ply
 from robench3d.errors import DataError
 from robench3d.norms import Split
 
-__all__ = ["MODELNET40_CLASSES", "scan_h5", "scan_off", "scan_resampled"]
+__all__ = ["MODELNET40_CLASSES", "scan_aligned_ply", "scan_h5", "scan_off", "scan_resampled"]
 
 logger = logging.getLogger(__name__)
 
@@ -192,24 +196,41 @@ def scan_resampled(folder: Path, classes: tuple[str, ...], family: str) -> Plan:
     return Plan("normal_resampled", folder, files, classes, load)
 
 
-def scan_off(folder: Path, classes: tuple[str, ...], sampler: MeshSampler) -> Plan:
-    """``ModelNet40/<class>/{train,test}/<class>_<NNNN>.off``; meshes are sampled (and cached) by surface area."""
-    for d in folder.iterdir():
+def _class_tree(folder: Path, classes: tuple[str, ...], ext: str) -> tuple[dict[Split, list[tuple[Path, int, str]]],
+                                                                          list[str], list[Path]]:
+    """``<class>/{train,test}/<class>_<NNNN>.<ext>`` under ``folder``: (entries per split, the ``classes`` with no
+    folder, the files of that extension skipped because their name is not an id of their class folder)."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise unreadable(folder, exc) from exc
+    for d in entries:
         if d.is_dir() and not d.name.startswith((".", "__")) and d.name not in MODELNET40_CLASSES:
-            raise DataError(f"{d} is not a ModelNet class folder; expected only class folders "
-                            f"({', '.join(MODELNET40_CLASSES[:3])}, ...) in {folder}")
+            close = difflib.get_close_matches(d.name.lower().replace("-", "_").replace(" ", "_"), MODELNET40_CLASSES,
+                                              n=1, cutoff=0.6)
+            fix = f"rename it to {close[0]!r}" if close else f"move it out of {folder}"
+            raise DataError(f"{d} is not a ModelNet class folder; expected only the 40 class folders "
+                            f"({', '.join(MODELNET40_CLASSES[:3])}, ...) in {folder}: {fix}")
     per_split: dict[Split, list[tuple[Path, int, str]]] = {s: [] for s in _SPLITS}
+    missing, strays = [], []
     for label, cls in enumerate(classes):
         cdir = folder / cls
         if not cdir.is_dir():
-            continue  # reported as a class with no shapes
+            missing.append(cls)  # reported as a class with no shapes
+            continue
         if not any((cdir / s).is_dir() for s in _SPLITS):
-            raise DataError(f"{cdir} has neither a train/ nor a test/ folder; expected {cdir}/train/*.off")
-        pattern = re.compile(rf"{re.escape(cls)}_\d+\.off")
+            raise DataError(f"{cdir} has neither a train/ nor a test/ folder; expected {cdir}/train/*.{ext}")
+        pattern = re.compile(rf"{re.escape(cls)}_\d+\.{ext}")
         for split in _SPLITS:
-            found = sorted(f for f in (cdir / split).glob("*.off") if pattern.fullmatch(f.name))
-            per_split[split] += [(f, label, f.stem) for f in found]  # skips ._* and other strays
-    per_split = {s: e for s, e in per_split.items() if e}
+            found = sorted((cdir / split).glob(f"*.{ext}"))
+            per_split[split] += [(f, label, f.stem) for f in found if pattern.fullmatch(f.name)]
+            strays += [f for f in found if not pattern.fullmatch(f.name) and not f.name.startswith(".")]
+    return {s: e for s, e in per_split.items() if e}, missing, strays
+
+
+def scan_off(folder: Path, classes: tuple[str, ...], sampler: MeshSampler) -> Plan:
+    """``ModelNet40/<class>/{train,test}/<class>_<NNNN>.off``; meshes are sampled (and cached) by surface area."""
+    per_split, _, _ = _class_tree(folder, classes, "off")  # skips ._* and other strays
     if not per_split:
         raise DataError(f"{folder} holds no <class>/train/*.off or <class>/test/*.off files")
 
@@ -227,3 +248,42 @@ def scan_off(folder: Path, classes: tuple[str, ...], sampler: MeshSampler) -> Pl
     return Plan("off", folder, files, classes, load,
                 tags=[f"mesh{sampler.n_points}", f"ds{sampler.data_seed}"]
                 + ([] if sampler.up_axis == "z" else [f"up-{sampler.up_axis}"]))
+
+
+def scan_aligned_ply(folder: Path, classes: tuple[str, ...], up_axis: str) -> Plan:
+    """``<class>/{train,test}/<class>_<NNNN>.ply``: the orientation-aligned clouds (z-up, binary PLY with a
+    ``camera`` element after the vertices), rotated to y-up like the OFF meshes."""
+    per_split, missing, strays = _class_tree(folder, classes, "ply")
+    if not per_split:
+        raise DataError(f"{folder} holds no <class>/train/*.ply or <class>/test/*.ply files")
+    notes = []
+    if missing:
+        notes.append(f"{len(missing)} of the {len(classes)} class folders are missing under {folder} (a partial "
+                     f"copy: their classes have no shapes): {', '.join(missing)}")
+    if strays:
+        notes.append(f"{len(strays)} .ply file(s) skipped: their names are not <class>_<NNNN>.ply ids of the "
+                     f"folder they are in: " + ", ".join(str(f.relative_to(folder)) for f in strays[:10])
+                     + (", ..." if len(strays) > 10 else ""))
+
+    def load() -> dict[Split, RawSplit]:
+        out = {}
+        for split, entries in per_split.items():
+            raw = RawSplit()
+            for path, label, shape_id in entries:
+                with per_source():
+                    raw.add(_read_cloud_ply(path, up_axis)[None], [label], [shape_id], str(path))
+            out[split] = raw
+        return out
+
+    files = [e[0] for entries in per_split.values() for e in entries]
+    return Plan("aligned_ply", folder, files, classes, load, notes=notes,
+                tags=[] if up_axis == "z" else [f"up-{up_axis}"])
+
+
+def _read_cloud_ply(path: Path, up_axis: str) -> np.ndarray:
+    """(K, 3) float32 points of a PLY point cloud, in the y-up frame (the float32 values are kept exactly)."""
+    vertices, faces = read_ply(path)
+    if len(faces):
+        raise DataError(f"{path} is a mesh ({len(faces)} faces), not a point cloud; the aligned_ply layout holds "
+                        f"clouds: replace the file, or read meshes with --dataset folder")
+    return to_y_up(vertices, up_axis).astype(np.float32)
