@@ -251,6 +251,7 @@ def cmd_data(args: argparse.Namespace, plugins: PluginOpts) -> int:
             print(tabulate(report.checksum_rows(), headers=["file", "bytes", "sha256"], tablefmt="simple"))
         for note in report.notes:
             print(f"note: {note}")
+        _print_duplicates(report.duplicates)
         for problem in report.problems:
             print(f"PROBLEM: {problem}")
         print("ok" if report.ok else f"{len(report.problems)} problem(s) found")
@@ -264,10 +265,20 @@ def cmd_data(args: argparse.Namespace, plugins: PluginOpts) -> int:
     print("points per cloud: " + ", ".join(f"{s} {v['points_per_cloud']}" for s, v in info["splits"].items()))
     for note in info.get("notes", []):
         print(f"note: {note}")
+    _print_duplicates(info["duplicates"])
     confusion = args.confusion if args.confusion is not None else data.name == "shapes"
     if args.action == "info" and confusion and data.has("train") and data.has("test"):
         _print_confusion(args, registries, data, cache_dir)
     return 0
+
+
+def _print_duplicates(report: dict[str, Any] | None) -> None:
+    """The ``duplicates:`` lines of ``data info``/``verify`` (nothing for data without cloud digests)."""
+    from robench3d.datasets.duplicates import DuplicateReport
+
+    if report is not None:
+        for line in DuplicateReport(**report).lines():
+            print(f"duplicates: {line}")
 
 
 def _print_confusion(args: argparse.Namespace, registries: Registries, data: Any, cache_dir: Path) -> None:

@@ -10,7 +10,13 @@ deterministic val split from train and writes one ``.npz`` under ``<cache_dir>/d
 Options (``DatasetOptions`` fields, or ``--opt dataset.KEY=VALUE``, which wins): ``sampling`` (first | fps),
 ``val_fraction``, ``data_seed`` (mesh surface sampling, default 0, so a run's ``--seed`` never changes the test
 clouds), ``normalize`` (true, except for ModelNet40-C whose corruptions would be undone), ``mesh_points``
-(points sampled per mesh before picking N, default max(2048, N)).
+(points sampled per mesh before picking N, default max(2048, N)), ``test_duplicates`` (keep | drop: drop the test
+clouds that have a byte-identical copy in train or val, see :mod:`robench3d.datasets.duplicates`).
+
+Every prepared split keeps each cloud's digest (``meta["digest"]``), so ``robench3d data info`` can report the
+duplicates of any file dataset. ``test_duplicates=drop`` is applied after the prepared cache (both values share
+one cache file), appends ``testdup-drop`` to the dataset version (rows with and without never share a key; a
+version without it kept every test cloud) and records what it removed in the provenance and the notes.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from robench3d.datasets.base import (
     check_points,
     draw_targets,
 )
+from robench3d.datasets.duplicates import DIGEST_KEY, TEST_DUPLICATES, cloud_digests, drop_test_copies
 from robench3d.datasets.roots import resolve_root
 from robench3d.errors import ConfigError, DataError
 from robench3d.norms import Split
@@ -51,11 +58,14 @@ logger = logging.getLogger(__name__)
 #: Bump when preprocessing changes, so that every prepared cache is rebuilt.
 LOADER_VERSION = 1
 SAMPLINGS = ("first", "fps")
-_COMMON = {"sampling": None, "val_fraction": None, "data_seed": 0, "normalize": None, "mesh_points": None}
+_COMMON = {"sampling": None, "val_fraction": None, "data_seed": 0, "normalize": None, "mesh_points": None,
+           "test_duplicates": "keep"}
 _COMMON_SPECS = {"sampling": Param(str, choices=SAMPLINGS, nullable=True),
                  "val_fraction": Param(float, minimum=0.0, maximum=0.95, nullable=True),
                  "data_seed": Param(int, minimum=0), "normalize": Param(bool, nullable=True),
-                 "mesh_points": Param(int, minimum=1, nullable=True)}
+                 "mesh_points": Param(int, minimum=1, nullable=True),
+                 "test_duplicates": Param(str, choices=TEST_DUPLICATES,
+                                          help="drop: evaluate without test clouds that have a copy in train/val")}
 #: Where :func:`per_source` and :func:`note` record instead of raising/only logging (set by :func:`collecting`).
 _COLLECT: ContextVar[tuple[list[str], list[str]] | None] = ContextVar("robench3d_collect", default=None)
 
@@ -229,6 +239,7 @@ class FileDataset(Dataset):
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         self.data_seed = int(self.settings["data_seed"])
+        self.test_duplicates = str(self.settings["test_duplicates"])
         norm = self.settings["normalize"]
         self.normalize = self.normalize_default if norm is None else bool(norm)
         if options.format is not None and options.format not in self.formats:
@@ -257,12 +268,14 @@ class FileDataset(Dataset):
         """The cached surface sampler for this dataset's mesh files."""
         return MeshSampler(self.options.cache_dir, self.name, self.mesh_points, self.data_seed, up_axis)
 
-    def version_of(self, plan: Plan, content_id: str) -> str:
-        """Format, variant, layout tags, N, sampling and a short source fingerprint."""
+    def version_of(self, plan: Plan, content_id: str, *, test_duplicates: str | None = None) -> str:
+        """Format, variant, layout tags, N, sampling, ``testdup-drop`` when dropping, a short source fingerprint."""
         parts = [plan.format] + ([self.variant] if self.variant else []) + plan.tags
         parts += [f"n{self.num_points}", self.sampling]
         if self.normalize != self.normalize_default:
             parts.append("norm" if self.normalize else "raw")
+        if (test_duplicates or self.test_duplicates) == "drop":
+            parts.append("testdup-drop")
         return "/".join(parts + [f"src-{content_id[:8]}"])
 
     def prepare(self) -> PreparedDataset:
@@ -270,20 +283,43 @@ class FileDataset(Dataset):
         plan = self.scan()
         content_id, cache_id = fingerprint(plan.files, plan.root)
         version = self.version_of(plan, content_id)
-        key = stable_hash({"loader": LOADER_VERSION, "name": self.name, "version": version, "source": cache_id,
+        # test_duplicates is applied after the cache, so keep and drop share one file (keep's key is unchanged).
+        kept = self.version_of(plan, content_id, test_duplicates="keep")
+        key = stable_hash({"loader": LOADER_VERSION, "name": self.name, "version": kept, "source": cache_id,
                            "root": str(plan.root.resolve()), "seed": self.options.seed,
-                           "val_fraction": self.val_fraction, "settings": self.settings})
+                           "val_fraction": self.val_fraction,
+                           "settings": {k: v for k, v in self.settings.items() if k != "test_duplicates"}})
         path = self.options.cache_dir / "datasets" / self.name / f"{key}.npz"
         common = {"trained_on": self.trained_on, "row_fields": dict(plan.row_fields), "notes": list(plan.notes),
                   "provenance": {"root": str(plan.root), "format": plan.format, "files": len(plan.files),
                                  "source_id": content_id, "cache": str(path)}}
+        prepared = None
         if path.is_file():
-            logger.debug("dataset %s: prepared cache hit %s", self.name, path)
-            return PreparedDataset.load(path, name=self.name, version=version, **common)
-        t0 = time.perf_counter()
-        prepared = PreparedDataset(self.name, version, plan.class_names, self.build(plan), **common)
-        prepared.save(path)
-        logger.info("prepared %s %s in %.1fs -> %s", self.name, version, time.perf_counter() - t0, path)
+            prepared = PreparedDataset.load(path, name=self.name, version=version, **common)
+            if all(DIGEST_KEY in d.meta for d in prepared.splits.values()):
+                logger.debug("dataset %s: prepared cache hit %s", self.name, path)
+            else:  # written before clouds carried digests: rebuild once so duplicates can be reported
+                logger.info("dataset %s: prepared cache %s has no cloud digests; rebuilding it", self.name, path)
+                prepared = None
+        if prepared is None:
+            t0 = time.perf_counter()
+            prepared = PreparedDataset(self.name, version, plan.class_names, self.build(plan), **common)
+            prepared.save(path)
+            logger.info("prepared %s %s in %.1fs -> %s", self.name, version, time.perf_counter() - t0, path)
+        return self._apply_test_duplicates(prepared)
+
+    def _apply_test_duplicates(self, prepared: PreparedDataset) -> PreparedDataset:
+        """Record the ``test_duplicates`` policy in the provenance; with ``drop``, remove the leaked test clouds."""
+        if self.test_duplicates != "drop":
+            prepared.provenance["test_duplicates"] = "keep"
+            return prepared
+        prepared.splits, dropped = drop_test_copies(prepared.splits)
+        shown = ", ".join(dropped[:5]) + (", ..." if len(dropped) > 5 else "")
+        message = (f"test_duplicates=drop: {len(dropped)} test cloud(s) with a byte-identical copy in train/val "
+                   f"left out of test" + (f" ({shown})" if dropped else ""))
+        prepared.provenance["test_duplicates"] = f"drop ({len(dropped)} test clouds removed)"
+        prepared.notes.append(message)
+        logger.debug("dataset %s: %s", self.name, message)
         return prepared
 
     def build(self, plan: Plan) -> dict[Split, SplitData]:
@@ -303,13 +339,14 @@ class FileDataset(Dataset):
 
     def _finish(self, split: Split, raw: RawSplit, plan: Plan) -> SplitData | None:
         """Sample N points, normalise, validate and attach targets (``None`` if every chunk was rejected)."""
-        pts, masks, kept = [], [], []
+        pts, masks, kept, digests = [], [], [], []
         start = 0
         for chunk, source, mask in zip(raw.chunks, raw.sources, raw.masks, strict=True):
             rows = np.arange(start, start + len(chunk))
             start += len(chunk)
             with per_source():
                 picked, idx = self._sample(chunk, source)
+                digests.append(cloud_digests(chunk))  # of every stored point, before picking and normalising
                 pts.append(picked)
                 masks.append(None if mask is None else np.take_along_axis(mask, idx, axis=1))
                 kept.append(rows)
@@ -323,6 +360,7 @@ class FileDataset(Dataset):
             logger.warning("dataset %s, %s split: %d of %d classes have no shapes (counted as 0): %s", self.name,
                            split, len(empty), len(plan.class_names), ", ".join(empty))
         meta = {"foreground": np.concatenate(masks)} if all(m is not None for m in masks) else {}
+        meta[DIGEST_KEY] = np.concatenate(digests)
         targets = draw_targets(labels, len(plan.class_names), self.options.seed)
         return SplitData(np.concatenate(pts), labels, targets, np.asarray(raw.ids, dtype=str)[keep], meta)
 

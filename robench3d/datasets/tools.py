@@ -1,9 +1,10 @@
 """Data tooling behind ``robench3d data info|verify|prepare``: describe, verify and detect a user's copy.
 
 * :func:`describe` summarises a prepared dataset as a JSON-able dict (classes, counts per class and split,
-  points per cloud, version) plus ready-to-print table rows;
+  points per cloud, version, byte-identical clouds) plus ready-to-print table rows;
 * :func:`verify` re-reads every source file of a dataset (bypassing the prepared cache), collects the problems
-  instead of stopping at the first, and records each file's size and SHA-256 in a :class:`VerifyReport`;
+  instead of stopping at the first, records each file's size and SHA-256 in a :class:`VerifyReport`, and reports
+  the byte-identical clouds (:mod:`robench3d.datasets.duplicates`);
 * :func:`detect_format` names the on-disk format a root holds, per dataset family.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from robench3d.cache import file_sha256
 from robench3d.datasets.base import Dataset, PreparedDataset
+from robench3d.datasets.duplicates import find_duplicates
 from robench3d.errors import ConfigError
 from robench3d.norms import Split
 
@@ -34,10 +36,13 @@ def describe(prepared: PreparedDataset) -> dict[str, Any]:
 
     Returns:
         ``{"name", "version", "num_classes", "classes", "trained_on", "row_fields", "splits": {split: {"count",
-        "points_per_cloud", "per_class": {class: count}}}, "headers", "rows", "notes"}``; ``headers``/``rows``
-        form a table of label, class and one count column per split (classes with no shapes show 0), ending with
-        a total row; ``notes`` are one-line observations made while preparing (e.g. "3 file(s) skipped under
-        <root>: a.foo (unknown extension .foo), ..."), for the CLI to print as ``note: ...``.
+        "points_per_cloud", "per_class": {class: count}}}, "headers", "rows", "notes", "duplicates", "provenance"}``;
+        ``duplicates`` is a :class:`~robench3d.datasets.duplicates.DuplicateReport` as a dict (``None`` for data
+        without cloud digests, e.g. generated datasets); ``headers``/``rows`` form a table of label, class and
+        one count column per split (classes with no shapes show 0), ending with a total row; ``notes`` are
+        one-line observations made while preparing (e.g. "3 file(s) skipped under <root>: a.foo (unknown
+        extension .foo), ..."), for the CLI to print as ``note: ...``; ``provenance`` says where the data came
+        from (root, format, source id, cache) and the ``test_duplicates`` policy.
     """
     present = [s for s in Split if prepared.has(s)]
     splits: dict[str, Any] = {}
@@ -49,10 +54,12 @@ def describe(prepared: PreparedDataset) -> dict[str, Any]:
     rows: list[list[Any]] = [[i, c] + [splits[str(s)]["per_class"][c] for s in present]
                              for i, c in enumerate(prepared.class_names)]
     rows.append(["", "total"] + [splits[str(s)]["count"] for s in present])
+    dups = find_duplicates(prepared.splits, prepared.class_names)
     return {"name": prepared.name, "version": prepared.version, "num_classes": prepared.num_classes,
             "classes": list(prepared.class_names), "trained_on": prepared.trained_on,
             "row_fields": dict(prepared.row_fields), "splits": splits,
-            "headers": ["label", "class"] + [str(s) for s in present], "rows": rows, "notes": list(prepared.notes)}
+            "headers": ["label", "class"] + [str(s) for s in present], "rows": rows, "notes": list(prepared.notes),
+            "duplicates": None if dups is None else dups.to_dict(), "provenance": dict(prepared.provenance)}
 
 
 @dataclass
@@ -75,6 +82,7 @@ class VerifyReport:
         files: every source file with its checksum (a CLI prints these as a table).
         problems: errors that make the copy unusable or wrong, one sentence each naming the file.
         notes: observations that are not errors (classes with no shapes, counts that differ from the official).
+        duplicates: the byte-identical clouds found (a ``DuplicateReport`` as a dict), ``None`` if not read.
     """
 
     dataset: str
@@ -83,6 +91,7 @@ class VerifyReport:
     files: list[FileCheck] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    duplicates: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -150,6 +159,8 @@ def verify(dataset: Dataset, *, checksums: bool = True) -> VerifyReport:
         report.problems.append(_unexpected(dataset, exc))
         return report
     report.notes += _count_notes(dataset.name, plan.class_names, {s: d.labels for s, d in splits.items()})
+    dups = find_duplicates(splits, plan.class_names)
+    report.duplicates = None if dups is None else dups.to_dict()
     return report
 
 
@@ -174,13 +185,22 @@ def _count_notes(name: str, classes: tuple[str, ...], labels: dict[Split, np.nda
         empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
         if empty:
             notes.append(f"{split}: {len(empty)} class(es) have no shapes: {', '.join(empty)}")
-    if name in ("modelnet40", "modelnet10") and Split.TEST in labels:
-        counts = np.bincount(labels[Split.TEST], minlength=len(classes))
-        off = [f"{c} {n}/{OFFICIAL_COUNTS[c][1]}" for c, n in zip(classes, counts, strict=True)
-               if n != OFFICIAL_COUNTS[c][1]]
+    if name not in ("modelnet40", "modelnet10"):
+        return notes
+    # val is carved from train, so the official train counts are compared with train + val.
+    sides = {"test": [Split.TEST], "train+val": [Split.TRAIN, Split.VAL]}
+    for side, (word, col) in zip(sides, (("test", 1), ("train", 0)), strict=True):
+        parts = [labels[s] for s in sides[side] if s in labels]
+        if not parts:
+            continue
+        counts = np.bincount(np.concatenate(parts), minlength=len(classes))
+        off = [f"{c} {n}/{OFFICIAL_COUNTS[c][col]}" for c, n in zip(classes, counts, strict=True)
+               if n != OFFICIAL_COUNTS[c][col]]
         if off:
-            notes.append(f"test counts differ from the official ones for {len(off)} class(es) (have/official): "
+            notes.append(f"{word} counts differ from the official ones for {len(off)} class(es) (have/official): "
                          + ", ".join(off[:10]) + (" ..." if len(off) > 10 else ""))
+        else:
+            notes.append(f"{side}: {int(counts.sum())} shapes, the official {word} count of every class")
     return notes
 
 
