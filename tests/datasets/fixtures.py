@@ -143,6 +143,61 @@ def write_modelnet_off(root: Path, counts: dict[str, tuple[int, int]] | None = N
     return folder
 
 
+# ------------------------------------------------------------------------------------ ModelNet40 aligned PLY
+#: The ``camera`` element PCL writes after the vertices of the aligned clouds (17 floats, 2 ints, 2 floats).
+_CAMERA = ([f"view_p{a}" for a in "xyz"] + [f"{ax}_axis{a}" for ax in "xyz" for a in "xyz"]
+           + ["focal", "scalex", "scaley", "centerx", "centery"])
+
+
+def aligned_ply_bytes(points: np.ndarray, camera: float = 0.0) -> bytes:
+    """A binary little-endian PLY as in the aligned ModelNet40 release: float x y z, then one ``camera`` row."""
+    head = ["ply", "format binary_little_endian 1.0", "comment PCL generated", f"element vertex {len(points)}",
+            "property float x", "property float y", "property float z", "element camera 1"]
+    head += [f"property float {n}" for n in _CAMERA]
+    head += ["property int viewportx", "property int viewporty", "property float k1", "property float k2",
+             "end_header"]
+    body = np.ascontiguousarray(points, dtype="<f4").tobytes()
+    body += struct.pack(f"<{len(_CAMERA)}f2i2f", *([camera] * len(_CAMERA)), 640, 480, 0.0, 0.0)
+    return ("\n".join(head) + "\n").encode() + body
+
+
+#: (class, split, number) pairs the aligned fixture writes as byte-identical copies of another shape's points.
+ALIGNED_COPIES = {("plant", "train", 1): ("flower_pot", "train", 1),  # cross-class, both in train
+                  ("dresser", "test", 2): ("night_stand", "train", 1),  # cross-class, train/test: a leak
+                  ("airplane", "test", 3): ("airplane", "train", 1)}  # same class, train/test: a leak
+ALIGNED_COUNTS = {"airplane": (2, 1), "bathtub": (2, 1), "night_stand": (2, 1), "flower_pot": (2, 1),
+                  "plant": (1, 1), "dresser": (1, 1)}
+
+
+def write_modelnet_aligned(root: Path, counts: dict[str, tuple[int, int]] | None = None, num_points: int = 64,
+                           top: str = "modelnet40_aligned_1024") -> tuple[Path, dict[str, np.ndarray]]:
+    """``<top>/<class>/{train,test}/<class>_<NNNN>.ply``: z-up clouds (tall along z, not normalised), test ids
+    after train ids, with the byte-identical copies of :data:`ALIGNED_COPIES` (whose camera rows differ).
+
+    Returns:
+        (folder, {shape id: the raw (num_points, 3) float32 points written}).
+    """
+    counts = counts or ALIGNED_COUNTS
+    folder = root / top
+    written: dict[str, np.ndarray] = {}
+    todo = []
+    for j, (cls, (n_train, n_test)) in enumerate(counts.items()):
+        for i in range(1, n_train + n_test + 1):
+            todo.append((cls, "train" if i <= n_train else "test", i, j))
+    for cls, split, i, j in sorted(todo, key=lambda t: t[:3] in ALIGNED_COPIES):  # originals first
+        copy_of = ALIGNED_COPIES.get((cls, split, i))
+        if copy_of is not None and f"{copy_of[0]}_{copy_of[2]:04d}" in written:
+            pts = written[f"{copy_of[0]}_{copy_of[2]:04d}"]
+        else:
+            pts = clouds(1, num_points, seed=1000 + 37 * j + i)[0] * np.float32([0.3, 0.2, 0.6]) + np.float32(
+                [0.1 * j, 0.0, 0.05 * i])
+        d = folder / cls / split
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{cls}_{i:04d}.ply").write_bytes(aligned_ply_bytes(pts, camera=float(i + 10 * j)))
+        written[f"{cls}_{i:04d}"] = pts
+    return folder, written
+
+
 # ------------------------------------------------------------------------------------------ ScanObjectNN
 def write_scanobjectnn(root: Path, sizes: tuple[int, int] = (8, 5), num_points: int = 128,
                        variants: tuple[str, ...] = ("objectdataset_augmentedrot_scale75.h5",),

@@ -19,8 +19,10 @@ import h5py
 import numpy as np
 import pytest
 from fixtures import (
+    aligned_ply_bytes,
     clouds,
     write_modelnet40c,
+    write_modelnet_aligned,
     write_modelnet_h5,
     write_modelnet_off,
     write_modelnet_resampled,
@@ -106,6 +108,31 @@ def mn_off(lines: list[str] | bytes) -> Callable[[Path], Path]:
         return root
 
     return build
+
+
+def mn_aligned(mutate: Callable[[Path, bytes], bytes | None]) -> Callable[[Path], Path]:
+    """The aligned PLY tree with ``airplane/train/airplane_0002.ply`` replaced by ``mutate(folder, its bytes)``
+    (``None``: the mutation changed the tree itself); the root is the folder holding the tree."""
+
+    def build(root: Path) -> Path:
+        folder, _ = write_modelnet_aligned(root)
+        target = folder / "airplane" / "train" / ALIGNED
+        data = mutate(folder, target.read_bytes())
+        if data is not None:
+            target.write_bytes(data)
+        return root
+
+    return build
+
+
+def _nan_cloud(folder: Path, data: bytes) -> bytes:
+    pts = clouds(1, 64)[0]
+    pts[3, 1] = np.nan
+    return aligned_ply_bytes(pts)
+
+
+def _misspell_night_stand(folder: Path, data: bytes) -> None:
+    (folder / "night_stand").rename(folder / "nightstand")
 
 
 def tetra(**changes: str) -> list[str]:
@@ -236,6 +263,7 @@ SONN = "test_objectdataset_augmentedrot_scale75.h5"
 C = "data_gaussian_1.npy"
 MN40C = "modelnet40_c:gaussian_1"
 BATH = "bathtub_0002.off"
+ALIGNED = "airplane_0002.ply"
 FIX_H5 = "download it again"
 
 CASES = [
@@ -318,6 +346,19 @@ CASES = [
     Case("off-not-off", "modelnet40", mn_off(["ply", "format ascii 1.0"]), BATH, None,
          "replace it with the original mesh"),
     Case("off-binary", "modelnet40", mn_off(b"OFF\n\x00\x01\x02"), BATH, None, "give it its real extension"),
+    # --------------------------------------------------------------------------- ModelNet40 aligned PLY clouds
+    Case("aligned-truncated", "modelnet40", mn_aligned(lambda d, b: b[:-300]), ALIGNED, None, "export it again"),
+    Case("aligned-html", "modelnet40", mn_aligned(lambda d, b: b"<!DOCTYPE html><html>404</html>"), ALIGNED, None,
+         "replace it with the original file"),
+    Case("aligned-no-end-header", "modelnet40", mn_aligned(lambda d, b: b[: b.index(b"end_header")]), ALIGNED, None,
+         "export it again"),
+    Case("aligned-bad-type", "modelnet40", mn_aligned(lambda d, b: b.replace(b"property float y", b"property flt y")),
+         ALIGNED, "header line 6", "check the header"),
+    Case("aligned-no-xyz", "modelnet40", mn_aligned(lambda d, b: b.replace(b"property float z", b"property float w")),
+         ALIGNED, None, "vertex positions"),
+    Case("aligned-nan", "modelnet40", mn_aligned(_nan_cloud), ALIGNED, "vertex 3", "re-export the file"),
+    Case("aligned-class-typo", "modelnet40", mn_aligned(_misspell_night_stand),
+         "nightstand", None, "rename it to 'night_stand'"),
     Case("off-degenerate", "modelnet40", mn_off(tetra(l6="2 0 0", l5="3 0 0", l4="1 0 0")), BATH, None,
          "re-export the mesh or remove the file"),
     # -------------------------------------------------------------------------------------------- ScanObjectNN
