@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", help="update, show, validate or migrate the committed leaderboards")
     lb.add_argument("action", choices=["update", "show", "validate", "migrate"])
     lb.add_argument("--results", type=Path, default=Path("robench3d-results"), help="a run's --output folder")
+    lb.add_argument("--reported", type=Path, default=None, metavar="DIR",
+                    help="update: write the reported rows of the papers' transcriptions in DIR (e.g. "
+                         "leaderboards/reported) instead of a run's results")
     lb.add_argument("--leaderboards", type=Path, default=Path("leaderboards"), help="leaderboards folder")
     lb.add_argument("--dataset", default=None)
     lb.add_argument("--preset", default=None)

@@ -305,6 +305,12 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: PluginOpts) -> int:
     """``robench3d leaderboard update|show|validate|migrate``."""
     from robench3d.leaderboard import board
 
+    if args.action == "update" and args.reported is not None:
+        from robench3d.leaderboard.reported import update_reported
+
+        for path, n_reported, n in update_reported(args.reported, args.leaderboards):
+            print(f"{path}: {n_reported} reported rows ({n} rows in all)")
+        return 0
     if args.action == "update":
         written, failed = board.update(args.results, args.leaderboards)
         for path, n in written:

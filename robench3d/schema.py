@@ -24,9 +24,9 @@ import pandas as pd
 from robench3d.cache import atomic_path, stable_hash
 from robench3d.errors import LeaderboardSchemaError
 
-__all__ = ["COLUMNS", "CONVENTIONS", "KEY", "MEASURED", "MIGRATIONS", "SCHEMA_VERSION", "STATUSES", "Migration",
-           "cell_id", "key_strings", "migrate", "normalize", "read_raw", "read_table", "upsert", "validate",
-           "write_table"]
+__all__ = ["CLEAN_ATTACK", "COLUMNS", "CONVENTIONS", "KEY", "MEASURED", "MIGRATIONS", "SCHEMA_VERSION", "STATUSES",
+           "Migration", "cell_id", "is_reported", "key_strings", "migrate", "normalize", "read_raw", "read_table",
+           "upsert", "validate", "write_table"]
 
 SCHEMA_VERSION = 2
 
@@ -40,6 +40,8 @@ KEY: tuple[str, ...] = ("dataset", "dataset_version", "backbone", "defense", "at
 #: counts, so robust can exceed clean). Measured rows are always ``robustbench``.
 CONVENTIONS: tuple[str, ...] = ("robustbench", "all-samples")
 STATUSES: tuple[str, ...] = ("ok", "skipped", "error")
+#: The ``attack`` of a reported row that quotes a published clean accuracy only (no attack, no robust number).
+CLEAN_ATTACK = "clean"
 
 #: Every column, in file order, with its kind: s(tring), f(loat), i(nt), b(ool).
 COLUMNS: dict[str, str] = {
@@ -204,6 +206,11 @@ def _validate_row(r: pd.Series, i: int, where: str) -> None:
             raise _fail(where, i, f"a reported row carries measured column(s) {has_numbers}; put the paper's "
                                   "numbers in reported_clean_acc / reported_robust_acc")
         clean, robust = r["reported_clean_acc"], r["reported_robust_acc"]
+        if pd.isna(clean) and pd.isna(robust):
+            raise _fail(where, i, "a reported row needs reported_clean_acc or reported_robust_acc")
+        if str(r["attack"]) == CLEAN_ATTACK and pd.notna(robust):
+            raise _fail(where, i, f"a reported row with attack {CLEAN_ATTACK!r} quotes a clean accuracy only; it "
+                                  "has no reported_robust_acc")
         if conv == "robustbench" and pd.notna(clean) and pd.notna(robust) and float(robust) > float(clean) + _TOL:
             raise _fail(where, i, f"reported robust accuracy {robust} exceeds clean {clean} under the robustbench "
                                   "convention; if the paper counts correct-after-attack over all samples, set "
@@ -265,8 +272,16 @@ def migrate(frame: pd.DataFrame, *, where: str = "leaderboard") -> tuple[pd.Data
     return out, notes
 
 
+def is_reported(frame: pd.DataFrame) -> pd.Series:
+    """Bool mask of the ``reported: <paper, table>`` rows (a paper's numbers, never measured here)."""
+    return frame["source"].astype("string").fillna("").str.startswith("reported:")
+
+
 def upsert(existing: pd.DataFrame | None, rows: pd.DataFrame) -> pd.DataFrame:
-    """Replace rows of ``existing`` that share a key with ``rows``, append the rest, sort deterministically."""
+    """Replace rows of ``existing`` that share a key with ``rows``, append the rest, sort deterministically.
+
+    Measured rows come first, sorted by key, then reported rows, sorted by key: one sort never interleaves them.
+    """
     rows = normalize(rows)
     if existing is None or existing.empty:
         merged = rows
@@ -275,12 +290,14 @@ def upsert(existing: pd.DataFrame | None, rows: pd.DataFrame) -> pd.DataFrame:
         keys = set(key_strings(rows))
         keep = ~key_strings(existing).isin(keys)
         merged = pd.concat([existing[keep], rows], ignore_index=True)
-    merged = merged.sort_values(list(KEY), kind="stable", key=lambda s: s.astype(str)).reset_index(drop=True)
-    return normalize(merged)
+    merged = merged.assign(_reported=is_reported(merged))
+    merged = merged.sort_values(["_reported", *KEY], kind="stable", key=lambda s: s.astype(str))
+    return normalize(merged.drop(columns="_reported").reset_index(drop=True))
 
 
 def key_strings(frame: pd.DataFrame) -> pd.Series:
-    return frame[list(KEY)].astype(str).agg("|".join, axis=1)
+    """One string per row of its key; an empty key column (a reported row has no seed or n_examples) is ""."""
+    return frame[list(KEY)].astype(str).fillna("").agg("|".join, axis=1)
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from robench3d.schema import (
     KEY,
     SCHEMA_VERSION,
     cell_id,
+    is_reported,
     key_strings,
     normalize,
     read_table,
@@ -86,14 +87,16 @@ def aggregate(store: ResultsStore, rows: Iterable[Mapping[str, Any]]) -> pd.Data
     """Mean robust accuracy over attacks and the per-example worst case over the suite.
 
     Grouped by (dataset, backbone, defense, preset, setting, seed, n_examples). Controls (``noise``), skipped and
-    failed cells are excluded. A sample counts as robust in the worst case only if it is robust to every attack,
-    i.e. correct on the clean input and after each attack (the per-sample ``correct`` column of every cell).
+    failed cells and ``reported`` rows (a paper's numbers, never measured here) are excluded. A sample counts as
+    robust in the worst case only if it is robust to every attack, i.e. correct on the clean input and after each
+    attack (the per-sample ``correct`` column of every cell).
     """
     frame = pd.DataFrame(list(rows))
     out: list[dict[str, Any]] = []
     if frame.empty:
         return pd.DataFrame(out)
-    frame = frame[(frame["status"] == "ok") & (~frame["is_control"].astype(bool))]
+    measured = ~is_reported(frame) if "source" in frame else True
+    frame = frame[(frame["status"] == "ok") & (~frame["is_control"].astype(bool)) & measured]
     group_cols = ["dataset", "backbone", "defense", "preset", "setting", "seed", "n_examples"]
     for key, grp in frame.groupby(group_cols, sort=True):
         worst: pd.Series | None = None

@@ -3,7 +3,8 @@
 ``leaderboards/<dataset>/<preset>/<setting>.csv`` use the result schema of
 :mod:`robench3d.evaluation.results` (schema-versioned; see ``leaderboards/README.md``). They change only through
 :func:`update` (``robench3d leaderboard update``), which upserts a run's rows by key: a user's ``run`` never
-touches them.
+touches them. Papers' numbers enter only as ``reported`` rows through :mod:`.reported` (``update --reported``), and
+:func:`render` prints them in a section of their own, after the measured rows.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import pandas as pd
 from tabulate import tabulate
 
 from robench3d.errors import ConfigError, LeaderboardSchemaError
-from robench3d.schema import migrate, normalize, read_raw, read_table, upsert, validate, write_table
+from robench3d.schema import is_reported, migrate, normalize, read_raw, read_table, upsert, validate, write_table
 
-__all__ = ["load", "migrate_all", "render", "update", "validate_all"]
+__all__ = ["load", "migrate_all", "render", "split_sources", "update", "validate_all"]
 
 
 def _safe(part: str) -> str:
@@ -38,6 +39,9 @@ def update(results_dir: Path, boards: Path) -> tuple[list[tuple[Path, int]], int
         raise ConfigError(f"no results at {csv}; run `robench3d run --output {results_dir}` first")
     validate(read_raw(csv), where=str(csv))
     rows = read_table(csv)
+    if is_reported(rows).any():
+        raise ConfigError(f"{csv} holds reported rows; a run's results are measured only, and papers' numbers "
+                          "enter through `robench3d leaderboard update --reported leaderboards/reported`")
     failed = int((rows["status"] == "error").sum())
     rows = rows[rows["status"] != "error"]
     written = []
@@ -97,13 +101,32 @@ def migrate_all(boards: Path, *, dry_run: bool = False) -> list[tuple[Path, list
     return out
 
 
+def split_sources(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(measured rows, reported rows): compare, sort or aggregate each on its own, never the two together."""
+    mask = is_reported(frame)
+    return frame[~mask], frame[mask]
+
+
 def render(frame: pd.DataFrame) -> str:
-    """A compact markdown table: one line per (backbone, defense, attack), accuracies in percent."""
-    f = normalize(frame)
-    f = f[f["status"] == "ok"]
+    """Compact markdown tables, accuracies in percent: the measured rows (one line per backbone, defense, attack),
+    then, under their own heading, the reported rows with the paper's numbers and its metric convention."""
+    measured, reported = split_sources(normalize(frame))
+    measured = measured[measured["status"] == "ok"]
     cols = ["source", "backbone", "defense", "attack", "seed", "n_examples", "clean_acc", "robust_acc",
             "attack_success_rate", "unreliable"]
-    view = f[cols].copy()
-    for c in ("clean_acc", "robust_acc", "attack_success_rate"):
-        view[c] = (view[c].astype(float) * 100).round(2)
-    return tabulate(view.values.tolist(), headers=cols, tablefmt="github")
+    parts = [_table(measured, cols)] if not measured.empty or reported.empty else []
+    if not reported.empty:
+        rcols = ["source", "backbone", "defense", "attack", "targeted", "metric_convention", "reported_clean_acc",
+                 "reported_robust_acc", "reported_extra_params"]
+        parts.append(f"reported ({len(reported)} rows, as published; not measured here and never compared with the "
+                     "rows above)\n" + _table(reported, rcols))
+    return "\n\n".join(parts)
+
+
+def _table(frame: pd.DataFrame, cols: list[str]) -> str:
+    view = frame[cols].copy()
+    for c in cols:
+        if c.endswith("_acc") or c == "attack_success_rate":
+            view[c] = (view[c].astype(float) * 100).round(2)
+    view = view.astype(object).where(view.notna(), None)  # a clean-only row has no robust number: an empty cell
+    return tabulate(view.values.tolist(), headers=cols, tablefmt="github", missingval="")
