@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -150,7 +150,8 @@ class PreparedDataset:
     """A dataset ready to evaluate: class names, splits and the version string recorded in every row.
 
     ``notes`` are observations about the source made while preparing it that are not errors (e.g. files a folder
-    dataset skipped); ``robench3d data info`` prints them.
+    dataset skipped); ``robench3d data info`` prints them. ``train_version`` is the version of the train and val
+    splits when only the test split was filtered (``test_duplicates=drop``): models trained on them are the same.
     """
 
     name: str
@@ -161,6 +162,14 @@ class PreparedDataset:
     row_fields: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    train_version: str | None = None
+
+    def for_training(self) -> PreparedDataset:
+        """The dataset as models are trained on it: the same arrays under ``train_version`` when that is set, so
+        a run that drops test clouds reuses the models (and every cached artifact) trained on the full data."""
+        if self.train_version is None or self.train_version == self.version:
+            return self
+        return replace(self, version=self.train_version, train_version=None)
 
     @property
     def num_classes(self) -> int:

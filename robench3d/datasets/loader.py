@@ -16,7 +16,8 @@ clouds that have a byte-identical copy in train or val, see :mod:`robench3d.data
 Every prepared split keeps each cloud's digest (``meta["digest"]``), so ``robench3d data info`` can report the
 duplicates of any file dataset. ``test_duplicates=drop`` is applied after the prepared cache (both values share
 one cache file), appends ``testdup-drop`` to the dataset version (rows with and without never share a key; a
-version without it kept every test cloud) and records what it removed in the provenance and the notes.
+version without it kept every test cloud) and records what it removed in the provenance and the notes; train and
+val keep the ``keep`` version (``PreparedDataset.train_version``), so the models trained on them are reused.
 """
 
 from __future__ import annotations
@@ -306,13 +307,15 @@ class FileDataset(Dataset):
             prepared = PreparedDataset(self.name, version, plan.class_names, self.build(plan), **common)
             prepared.save(path)
             logger.info("prepared %s %s in %.1fs -> %s", self.name, version, time.perf_counter() - t0, path)
-        return self._apply_test_duplicates(prepared)
+        return self._apply_test_duplicates(prepared, kept)
 
-    def _apply_test_duplicates(self, prepared: PreparedDataset) -> PreparedDataset:
-        """Record the ``test_duplicates`` policy in the provenance; with ``drop``, remove the leaked test clouds."""
+    def _apply_test_duplicates(self, prepared: PreparedDataset, kept: str) -> PreparedDataset:
+        """Record the ``test_duplicates`` policy in the provenance; with ``drop``, remove the leaked test clouds
+        (train and val keep the version ``kept``: models trained on them are shared with ``keep``)."""
         if self.test_duplicates != "drop":
             prepared.provenance["test_duplicates"] = "keep"
             return prepared
+        prepared.train_version = kept
         prepared.splits, dropped = drop_test_copies(prepared.splits)
         shown = ", ".join(dropped[:5]) + (", ..." if len(dropped) > 5 else "")
         message = (f"test_duplicates=drop: {len(dropped)} test cloud(s) with a byte-identical copy in train/val "

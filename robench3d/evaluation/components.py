@@ -48,7 +48,7 @@ def training_data(registries: Registries, config: RunConfig, data: PreparedDatas
         return prepare_dataset(registries, config.train_dataset, cache_dir=config.cache_dir,
                                root=config.train_data_root, num_points=config.num_points, seed=config.seed)
     if data.has(Split.TRAIN):
-        return data
+        return data.for_training()  # test_duplicates=drop trains the same models as keep
     if data.trained_on and config.train_data_root is not None:
         return prepare_dataset(registries, data.trained_on, cache_dir=config.cache_dir,
                                root=config.train_data_root, num_points=config.num_points, seed=config.seed)

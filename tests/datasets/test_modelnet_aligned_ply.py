@@ -196,6 +196,20 @@ def test_drop_test_copies(tmp_path: Path, opts: Opts) -> None:
     assert len(ModelNet40Dataset(opts(tmp_path / "data")).prepare().split("test")) == 6  # keep again: all back
 
 
+def test_drop_trains_the_same_models_as_keep(tmp_path: Path, opts: Opts) -> None:
+    """Only test is filtered, so the data models train on keeps keep's version (and every cached artifact)."""
+    from robench3d.config import RunConfig
+    from robench3d.evaluation.components import training_data
+
+    write_modelnet_aligned(tmp_path / "data")
+    keep = ModelNet40Dataset(opts(tmp_path / "data")).prepare()
+    drop = ModelNet40Dataset(opts(tmp_path / "data", extra={"test_duplicates": "drop"})).prepare()
+    train = training_data(None, RunConfig(cache_dir=tmp_path / "cache"), drop)  # type: ignore[arg-type]
+    assert train is not None and train.version == keep.version and drop.version != keep.version
+    np.testing.assert_array_equal(train.split("train").points, keep.split("train").points)
+    assert training_data(None, RunConfig(cache_dir=tmp_path / "cache"), keep) is keep  # type: ignore[arg-type]
+
+
 def test_bad_test_duplicates_value(tmp_path: Path, opts: Opts) -> None:
     with pytest.raises(ConfigError, match=r"test_duplicates.*'skip' is not valid; choose one of keep, drop"):
         ModelNet40Dataset(opts(tmp_path, extra={"test_duplicates": "skip"}))
