@@ -209,8 +209,8 @@ def detect_format(root: Path, family: str) -> str:
 
     Args:
         root: a data root.
-        family: ``modelnet40``, ``modelnet10`` (-> ``h5``, ``normal_resampled`` or ``off``), ``scanobjectnn``
-            (-> ``h5``), ``modelnet40_c`` (-> ``npy``) or ``folder`` (-> ``folder``).
+        family: ``modelnet40``, ``modelnet10`` (-> ``h5``, ``normal_resampled``, ``off`` or ``aligned_ply``),
+            ``scanobjectnn`` (-> ``h5``), ``modelnet40_c`` (-> ``npy``) or ``folder`` (-> ``folder``).
 
     Raises:
         ConfigError: unknown family.
