@@ -35,21 +35,31 @@ from robench3d.evaluation.victims import ScoreOracle, adaptive_victim, victim_la
 from robench3d.norms import Setting, Split
 from robench3d.training.backbone import TrainedBackbone
 
-__all__ = ["CellBase", "CellPlan", "error_row", "key_row", "latency_ms", "run_cell", "sanity_accuracy"]
+__all__ = ["CellBase", "CellPlan", "error_row", "key_row", "latency_pair", "run_cell", "sanity_accuracy"]
 
 logger = logging.getLogger(__name__)
 
 
-def latency_ms(model: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor, repeats: int = 3) -> float:
-    """Milliseconds per sample of a forward pass (minimum over repeats, after one warm-up)."""
+def latency_pair(model: Callable[[torch.Tensor], torch.Tensor],
+                 reference: Callable[[torch.Tensor], torch.Tensor] | None, points: torch.Tensor,
+                 repeats: int = 5) -> tuple[float, float]:
+    """Milliseconds per sample of ``model`` and of ``reference`` (nan if None), timed alternately.
+
+    Each is warmed up once, then the two are timed in turns and the minimum of each is kept, so a burst of load
+    on a shared machine hits both and their ratio stays meaningful.
+    """
+    models = [model] if reference is None else [model, reference]
+    best = [float("inf")] * len(models)
     with torch.no_grad():
-        model(points)
-        best = float("inf")
+        for m in models:
+            m(points)
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(points)
-            best = min(best, time.perf_counter() - t0)
-    return 1000 * best / points.shape[0]
+            for i, m in enumerate(models):
+                t0 = time.perf_counter()
+                m(points)
+                best[i] = min(best[i], time.perf_counter() - t0)
+    ms = [1000 * b / points.shape[0] for b in best]
+    return ms[0], (ms[1] if reference is not None else float("nan"))
 
 
 def _batch_seed(seed: int, name: str, index: int) -> int:
@@ -178,8 +188,8 @@ class CellBase:
         self.clean_pred = self.predict(points, self.config.seed)
         sample = points[: min(32, len(points))].to(self.config.device)
         self.trained.model.eval()
-        self.latency = latency_ms(self.defended, sample)
-        self.latency_ratio = self.latency / latency_ms(self.trained.model, sample)
+        self.latency, bare = latency_pair(self.defended, self.trained.model, sample)
+        self.latency_ratio = self.latency / bare
 
     def defense_fingerprint(self) -> str:
         return stable_hash({"defense": self.defense.label, "params": self.defense.params,

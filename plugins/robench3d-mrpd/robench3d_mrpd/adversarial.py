@@ -23,14 +23,22 @@ __all__ = ["attack_batches", "static_set"]
 
 def attack_batches(attack: Any, victim: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor,
                    labels: torch.Tensor, targets: torch.Tensor, *, batch_size: int, seed: int, device: str,
-                   early_stop: bool) -> torch.Tensor:
-    """Run ``attack`` over ``points`` in batches (seeded per batch). Shape: (M, N, 3) -> (M, N, 3)."""
+                   early_stop: bool, progress: Callable[[str], None] | None = None) -> torch.Tensor:
+    """Run ``attack`` over ``points`` in batches (seeded per batch). Shape: (M, N, 3) -> (M, N, 3).
+
+    ``progress`` receives a line about every tenth batch (and the last), with the elapsed and remaining time.
+    """
     out = []
+    total = -(-len(points) // batch_size)
+    t0 = time.perf_counter()
     for b, s in enumerate(range(0, len(points), batch_size)):
         sl = slice(s, s + batch_size)
         res = attack(victim, points[sl].to(device), labels[sl].to(device), targets[sl].to(device),
                      seed=seed * 7919 + b, early_stop=early_stop)
         out.append(res.adv_points.cpu())
+        if progress is not None and ((b + 1) % 10 == 0 or b + 1 == total):
+            spent = time.perf_counter() - t0
+            progress(f"batch {b + 1}/{total} ({spent:.0f}s, ETA {spent / (b + 1) * (total - b - 1):.0f}s)")
     return torch.cat(out) if out else points.clone()
 
 
@@ -52,7 +60,7 @@ def static_set(ctx: Any, attack: Any, student: torch.nn.Module, points: torch.Te
     t0 = time.perf_counter()
     student.eval()
     adv = attack_batches(attack, student, points, labels, targets, batch_size=batch_size, seed=ctx.seed,
-                         device=ctx.device, early_stop=False)
+                         device=ctx.device, early_stop=False, progress=lambda m: ctx.say(f"mrpd: static set {m}"))
     info = art.save({"points": adv}, {"attack": attack.name, "preset": attack.preset, "params": attack.params},
                     f"static set: {attack.name} ({attack.preset}) against the unprompted student, generated here",
                     train_seconds=time.perf_counter() - t0)
