@@ -118,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list plugins with their versions and hooks")
     _add_common(plugins)
 
-    lb = sub.add_parser("leaderboard", help="update, show, validate or migrate the committed leaderboards")
-    lb.add_argument("action", choices=["update", "show", "validate", "migrate"])
+    lb = sub.add_parser("leaderboard", help="update, show, validate, migrate, compare with or render the committed "
+                                            "leaderboards")
+    lb.add_argument("action", choices=["update", "show", "validate", "migrate", "compare", "render"])
     lb.add_argument("--results", type=Path, default=Path("robench3d-results"), help="a run's --output folder")
     lb.add_argument("--reported", type=Path, default=None, metavar="DIR",
                     help="update: write the reported rows of the papers' transcriptions in DIR (e.g. "
@@ -129,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--preset", default=None)
     lb.add_argument("--setting", default=None)
     lb.add_argument("--dry-run", action="store_true", help="migrate: report what would change, write nothing")
+    lb.add_argument("--strict", action="store_true",
+                    help="compare: exit 1 when a delta lies outside the combined 95%% interval")
+    lb.add_argument("--readme", type=Path, default=Path("README.md"), help="render: the README with the blocks")
+    lb.add_argument("--check", action="store_true", help="render: write nothing, exit 1 if the README is stale")
     _add_common(lb)
     return parser
 

@@ -302,9 +302,11 @@ def _print_confusion(args: argparse.Namespace, registries: Registries, data: Any
 
 
 def cmd_leaderboard(args: argparse.Namespace, plugins: PluginOpts) -> int:
-    """``robench3d leaderboard update|show|validate|migrate``."""
+    """``robench3d leaderboard update|show|validate|migrate|compare|render``."""
     from robench3d.leaderboard import board
 
+    if args.action in ("compare", "render"):
+        return _leaderboard_tools(args)
     if args.action == "update" and args.reported is not None:
         from robench3d.leaderboard.reported import update_reported
 
@@ -335,3 +337,25 @@ def cmd_leaderboard(args: argparse.Namespace, plugins: PluginOpts) -> int:
         print(board.render(frame))
     return 0
 
+
+def _leaderboard_tools(args: argparse.Namespace) -> int:
+    """``leaderboard compare`` (exit 1 only with ``--strict`` and a flagged delta) and ``leaderboard render``
+    (exit 1 with ``--check`` when the README is stale)."""
+    if args.action == "compare":
+        from robench3d.leaderboard.compare import compare
+
+        result = compare(args.results, args.leaderboards)
+        print(result.render())
+        return 1 if args.strict and result.flagged else 0
+    from robench3d.leaderboard.render import update_readme
+
+    stale = update_readme(args.readme, args.leaderboards, check=args.check)
+    if args.check:
+        if stale:
+            print(f"{args.readme} is out of date in block(s) {', '.join(stale)}; run `robench3d leaderboard "
+                  "render`", file=sys.stderr)
+            return 1
+        print(f"{args.readme} is up to date")
+        return 0
+    print(f"{args.readme}: " + (f"re-rendered {', '.join(stale)}" if stale else "already up to date"))
+    return 0
