@@ -66,7 +66,9 @@ def boards(tmp_path: Path) -> Path:
         rows += [_row(setting=setting, attack="noise", is_control=True, robust_acc=0.9),  # a control: excluded
                  _row(setting=setting, attack="advpc", status="skipped", reason="x", clean_acc=None,
                       robust_acc=None, robust_acc_ci_low=None, robust_acc_ci_high=None),
-                 _row(setting=setting, defense="sor", **reported)]  # a paper's number: never in the means
+                 _row(setting=setting, defense="sor", **reported),  # a paper's number: never in the means
+                 _row(setting=setting, robust_acc=0.0, sweep='{"attack.fgsm.eps": 0.5}'),  # nor a sweep point
+                 _row(setting=setting, robust_acc=0.0, attack="knn", overrides='{"attack.knn.k": 3}')]
         _write(root / "shapes" / "quick" / f"{setting}.csv", *rows)
     return root
 
@@ -93,7 +95,7 @@ def test_render_writes_the_blocks_and_is_idempotent(tmp_path: Path, boards: Path
     assert text.index("dgcnn:cpu") < text.index("pointnet:cpu")  # by clean accuracy
     assert "pointnet (paper)" not in text and "99.0" not in text  # reported rows never enter
     assert "`leaderboards/shapes/quick/{oblivious,adaptive}.csv` (preset quick, n 20 test clouds, seed 0" in text
-    # Means over fgsm and knn (the control, the skipped cell and the reported row are excluded).
+    # Means over fgsm and knn (the control, the skipped cell, the reported, swept and overridden rows excluded).
     assert "| `pointnet:cpu` | `sor`     |           90.0 |          85.0 |         45.0 |         2 |" in text
     assert "| `pointnet:cpu` | `none`    |           90.0 |          65.0 |         25.0 |         2 |" in text
     capsys.readouterr()

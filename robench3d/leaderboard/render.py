@@ -9,7 +9,8 @@ file(s), preset and n, then a tabulate table). ``NAME`` is the path of the sourc
 * ``shapes/quick``: mean robust accuracy per backbone and defense over the attack suite, oblivious and adaptive
   side by side (controls and skipped cells excluded).
 
-Only measured ``ok`` rows enter these tables: reported rows (papers' numbers) never do.
+Only measured ``ok`` rows of the protocol's cells enter these tables: reported rows (papers' numbers) never do, nor
+rows of a ``--sweep`` point or with changed preset parameters (non-empty ``sweep`` or ``overrides``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def _measured(path: Path) -> pd.DataFrame:
         raise ConfigError(f"no leaderboard file {path}; a README block renders from it (publish it with "
                           "`robench3d leaderboard update`, or remove the block's markers from the README)")
     rows = split_sources(read_table(path))[0]
-    return rows[rows["status"] == "ok"]
+    # The protocol's own cells: a swept value or a changed preset parameter is another experiment.
+    return rows[(rows["status"] == "ok") & (rows["sweep"] == "") & (rows["overrides"] == "")]
 
 
 def _values(frame: pd.DataFrame, col: str) -> str:
