@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="recompute cells already in the results folder")
     run.add_argument("--no-reference", dest="reference", action="store_false",
                      help="do not add the undefended base model ('none') beside the requested defenses")
+    run.add_argument("--sweep", action="append", default=[], metavar="SCOPE.KEY=V1,V2",
+                     help="run once per value of an --opt option (values ';'-separated for list options); several "
+                          "--sweep flags form a grid; rows record the values in their sweep column")
+    run.add_argument("--seeds", default=None, metavar="S1,S2,...",
+                     help="run the whole matrix once per seed (instead of --seed); aggregates add mean +- std")
+    run.set_defaults(seed=None)  # so --seed and --seeds can be told apart; no --seed means seed 0
 
     train = sub.add_parser("train", help="train a backbone (weights are cached by full configuration)")
     _add_common(train)

@@ -108,19 +108,22 @@ def _settings(text: str) -> tuple[Setting, ...]:
 
 def cmd_run(args: argparse.Namespace, plugins: PluginOpts) -> int:
     """``robench3d run``: the evaluation matrix."""
-    from robench3d.evaluation.matrix import run_matrix
+    import pandas as pd
+
+    from robench3d.evaluation import sweeps as sw
     from robench3d.evaluation.results import aggregate
 
     pm, registries = _load(plugins, strict=True)
     cache_dir = env_cache_dir(args)
     preset, n_examples = _cpu_defaults(args)
+    seeds, sweeps = _seeds(args), sw.parse_sweeps(args.sweep)
     config = RunConfig(
         cache_dir=cache_dir, output_dir=args.output, dataset=args.dataset, data_root=args.data_root,
         data_format=args.data_format, num_points=args.num_points, train_dataset=args.train_dataset,
         train_data_root=args.train_data_root, backbones=_csv(args.backbone), defenses=_csv(args.defense),
         attacks=args.attacks, exclude=args.exclude, settings=_settings(args.setting), preset=preset,
         surrogate=args.surrogate, n_examples=n_examples, batch_size=args.batch_size, eot_samples=args.eot_samples,
-        seed=args.seed, device=args.device, retrain=args.retrain, force=args.force, opts=parse_opts(args.opt),
+        seed=seeds[0], device=args.device, retrain=args.retrain, force=args.force, opts=parse_opts(args.opt),
         reference=args.reference,
     ).validate()
     for ref in config.defenses:
@@ -128,16 +131,23 @@ def cmd_run(args: argparse.Namespace, plugins: PluginOpts) -> int:
     for ref in config.backbones:
         registries.backbones.get(parse_ref(ref, tags=True).name)
     _seed_everything(config.seed)
-    result = run_matrix(config, registries, resolve_weights=_resolver(pm, cache_dir), progress=_progress(args))
+    sweeps = sw.check_sweeps(config, registries, _resolver(pm, cache_dir), sweeps)  # every value, before any work
+    result = sw.run_sweeps(config, registries, sweeps=sweeps, seeds=seeds, resolve_weights=_resolver(pm, cache_dir),
+                           progress=_progress(args), before_each=lambda cfg: _seed_everything(cfg.seed))
     _print_results(result.rows)
     assert result.store is not None
     summary = aggregate(result.store, result.rows)
     if not summary.empty:
         print("\nAggregates (controls and skipped cells excluded; worst case = robust to every attack):")
-        print(tabulate(summary.assign(**{c: (summary[c] * 100).round(2) for c in
-                                         ("clean_acc", "mean_robust_acc", "worst_case_acc")}),
+        shown = summary if (summary["sweep"] != "").any() else summary.drop(columns="sweep")
+        print(tabulate(shown.assign(**{c: (shown[c] * 100).round(2) for c in
+                                       ("clean_acc", "mean_robust_acc", "worst_case_acc")}),
                        headers="keys", tablefmt="github", showindex=False))
-        summary.to_csv(config.output_dir / "summary.csv", index=False)
+        seeded = sw.over_seeds(result.rows)
+        _print_over_seeds(seeded)
+        # The over-seeds rows follow the per-seed aggregates; they are the rows with a ``seeds`` value.
+        table = summary if seeded.empty else pd.concat([summary, seeded], ignore_index=True).convert_dtypes()
+        table.to_csv(config.output_dir / "summary.csv", index=False)
     print(f"\nresults: {config.output_dir / 'results.csv'} (per-sample outcomes in {config.output_dir / 'samples'}/)")
     failed = result.failed
     if failed:
@@ -148,6 +158,30 @@ def cmd_run(args: argparse.Namespace, plugins: PluginOpts) -> int:
                   file=sys.stderr)
         return 1
     return 0
+
+
+def _seeds(args: argparse.Namespace) -> tuple[int, ...]:
+    """``--seed S`` (default 0) or ``--seeds S1,S2,...``, never both."""
+    from robench3d.evaluation.sweeps import parse_seeds
+
+    if args.seeds is None:
+        return (0 if args.seed is None else args.seed,)
+    if args.seed is not None:
+        raise ConfigError(f"--seed {args.seed} and --seeds {args.seeds} both choose the seeds; give one of them")
+    return parse_seeds(args.seeds)
+
+
+def _print_over_seeds(table: Any) -> None:
+    """Mean +- sample std over seeds per cell, beside each seed's Wilson interval (nothing with one seed)."""
+    if table.empty:
+        return
+    print("\nOver seeds (mean +- sample std of clean and robust accuracy, %; each seed's 95% Wilson interval):")
+    rows = [[r["backbone"], r["defense"], r["attack"], r["setting"], r["preset"], r["n_examples"], r["sweep"],
+             r["seeds"], f"{100 * r['clean_acc_mean']:.2f} +- {100 * r['clean_acc_std']:.2f}",
+             f"{100 * r['robust_acc_mean']:.2f} +- {100 * r['robust_acc_std']:.2f}", r["robust_acc_ci"]]
+            for _, r in table.iterrows()]
+    print(tabulate(rows, headers=["backbone", "defense", "attack", "setting", "preset", "n", "sweep", "seeds",
+                                  "clean %", "robust %", "95% CI per seed"], tablefmt="github"))
 
 
 def _cpu_defaults(args: argparse.Namespace) -> tuple[str, int | None]:
@@ -202,8 +236,16 @@ def _print_results(rows: list[dict[str, Any]]) -> None:
                       r["setting"], r["preset"], _pct(r.get("clean_acc")), _pct(r.get("robust_acc")) if ok else "",
                       ci, _pct(r.get("attack_success_rate")) if ok else "",
                       "ok" if ok else f"{r.get('status')}: {r.get('reason', '')}"])
-    print(tabulate(table, headers=["backbone", "defense", "attack", "setting", "preset", "clean %", "robust %",
-                                   "95% CI", "ASR %", "status"], tablefmt="github"))
+    headers = ["backbone", "defense", "attack", "setting", "preset", "clean %", "robust %", "95% CI", "ASR %",
+               "status"]
+    # A sweep's or several seeds' rows differ only there: show those columns when they vary.
+    for col in ("sweep", "seed"):
+        values = [r.get(col) for r in rows]
+        if len({str(v) for v in values}) > 1:
+            headers.insert(5, col)
+            for line, v in zip(table, values, strict=True):
+                line.insert(5, v)
+    print(tabulate(table, headers=headers, tablefmt="github"))
 
 
 def cmd_train(args: argparse.Namespace, plugins: PluginOpts) -> int:

@@ -135,6 +135,9 @@ class RunConfig:
     #: report the undefended base model (``none``) beside the requested defenses of every backbone.
     reference: bool = True
     opts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: the swept values of this run, ``{"attack.pgd_linf.eps": 0.02}`` (already merged into ``opts``; rows record
+    #: them in their ``sweep`` column and leave them out of ``overrides``: :mod:`robench3d.evaluation.sweeps`).
+    sweep: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> RunConfig:
         """Check values that do not need the registries; return self."""
@@ -155,3 +158,17 @@ class RunConfig:
     def opt(self, scope: str) -> dict[str, Any]:
         """The ``--opt`` values of one scope."""
         return dict(self.opts.get(scope, {}))
+
+    def swept(self, scope: str, name: str | None = None) -> set[str]:
+        """The parameter names of component ``name`` in ``scope`` that this run sweeps.
+
+        ``attack.eps`` reaches every attack, ``attack.pgd_linf.eps`` only ``pgd_linf``; backbone and train keys
+        have no component name.
+        """
+        out = set()
+        for key in self.sweep:
+            s, _, rest = key.partition(".")
+            target, _, param = rest.rpartition(".")
+            if s == scope and (not target or target == name):
+                out.add(param)
+        return out

@@ -24,7 +24,8 @@ def test_adaptive_is_not_weaker_than_oblivious_beyond_noise() -> None:
     frames = [read_table(p) for p in BOARDS.glob("*/*/*.csv")]
     rows = pd.concat(frames, ignore_index=True)
     rows = rows[(rows["status"] == "ok") & (rows["source"] == "measured") & ~rows["is_control"].astype(bool)]
-    key = ["dataset", "dataset_version", "backbone", "defense", "attack", "preset", "seed", "n_examples"]
+    key = ["dataset", "dataset_version", "backbone", "defense", "attack", "preset", "seed", "n_examples", "overrides",
+           "sweep"]
     obl = rows[rows["setting"] == "oblivious"].set_index(key)
     ada = rows[rows["setting"] == "adaptive"].set_index(key)
     both = obl.join(ada, suffixes=("_obl", "_ada"), how="inner")

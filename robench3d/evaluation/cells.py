@@ -97,11 +97,38 @@ def _arch(backbone_label: str) -> str:
 
 def _overrides_json(config: RunConfig, attack: Attack, defense: Defense) -> str:
     """The options that make this cell differ from the presets: attack and defense parameters that differ from
-    their preset/variant, and every ``--opt backbone.*`` / ``--opt train.*`` value (they change the model)."""
-    changed = {f"attack.{k}": v for k, v in attack.changed_params().items()}
-    changed |= {f"defense.{k}": v for k, v in defense.changed_params().items()}
-    changed |= {f"{scope}.{k}": v for scope in ("backbone", "train") for k, v in config.opt(scope).items()}
+    their preset/variant, and every ``--opt backbone.*`` / ``--opt train.*`` value (they change the model).
+
+    Swept values are left out: the ``sweep`` column records them (a sweep's rows keep their preset and defense
+    label, so the rows of one sweep differ only in that column)."""
+    changed = {f"attack.{k}": v for k, v in _unswept(attack.changed_params(), config.swept("attack", attack.name))}
+    changed |= {f"defense.{k}": v
+                for k, v in _unswept(defense.changed_params(), config.swept("defense", defense.name))}
+    changed |= {f"{scope}.{k}": v for scope in ("backbone", "train")
+                for k, v in _unswept(config.opt(scope), config.swept(scope))}
     return json.dumps(changed, sort_keys=True, default=str) if changed else ""
+
+
+def _unswept(params: dict[str, Any], swept: set[str]) -> list[tuple[str, Any]]:
+    return [(k, v) for k, v in params.items() if k not in swept]
+
+
+def _preset(config: RunConfig, attack: Attack) -> str:
+    """The row's preset: ``custom`` only when a value the run does not sweep differs from the preset."""
+    if attack.preset == "custom" and not _unswept(attack.changed_params(), config.swept("attack", attack.name)):
+        return config.preset
+    return attack.preset
+
+
+def _defense_label(config: RunConfig, defense: Defense) -> str:
+    """The row's defense: ``+custom`` only when a parameter the run does not sweep differs from the variant."""
+    if defense.overridden and not _unswept(defense.changed_params(), config.swept("defense", defense.name)):
+        return defense.label.removesuffix("+custom")
+    return defense.label
+
+
+def _sweep_json(config: RunConfig) -> str:
+    return json.dumps(dict(config.sweep), sort_keys=True) if config.sweep else ""
 
 
 def key_row(plan: CellPlan, attack: Attack, setting: Setting) -> dict[str, Any]:
@@ -110,11 +137,12 @@ def key_row(plan: CellPlan, attack: Attack, setting: Setting) -> dict[str, Any]:
     budget = attack.budget(plan.data.split(Split.TEST).num_points)
     return {
         "schema_version": SCHEMA_VERSION, "source": "measured", "dataset": plan.data.name,
-        "dataset_version": plan.data.version, "backbone": plan.backbone, "defense": plan.defense.label,
-        "attack": attack.name, "preset": attack.preset, "setting": setting.value,
+        "dataset_version": plan.data.version, "backbone": plan.backbone, "defense": _defense_label(cfg, plan.defense),
+        "attack": attack.name, "preset": _preset(cfg, attack), "setting": setting.value,
         "surrogate": plan.surrogate if setting is Setting.TRANSFER else "", "targeted": attack.targeted,
         "seed": cfg.seed, "n_examples": plan.test_n, "eot_samples": cfg.eot_samples if plan.randomized else 1,
-        "test_subset": "first", "overrides": _overrides_json(cfg, attack, plan.defense), "sweep": "",
+        "test_subset": "first", "overrides": _overrides_json(cfg, attack, plan.defense),
+        "sweep": _sweep_json(cfg),
         "target_policy": attack.target_policy, "suite": cfg.attacks, "norm": budget.norm.value, "eps": budget.eps,
         "metric_convention": "robustbench", "is_control": attack.is_control, "unreliable": False,
         "data_fields": data_fields_json(plan.data.row_fields), "device": cfg.device,

@@ -86,10 +86,10 @@ class ResultsStore:
 def aggregate(store: ResultsStore, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Mean robust accuracy over attacks and the per-example worst case over the suite.
 
-    Grouped by (dataset, backbone, defense, preset, setting, seed, n_examples). Controls (``noise``), skipped and
-    failed cells and ``reported`` rows (a paper's numbers, never measured here) are excluded. A sample counts as
-    robust in the worst case only if it is robust to every attack, i.e. correct on the clean input and after each
-    attack (the per-sample ``correct`` column of every cell).
+    Grouped by (dataset, backbone, defense, preset, setting, seed, n_examples, sweep). Controls (``noise``),
+    skipped and failed cells and ``reported`` rows (a paper's numbers, never measured here) are excluded. A sample
+    counts as robust in the worst case only if it is robust to every attack, i.e. correct on the clean input and
+    after each attack (the per-sample ``correct`` column of every cell).
     """
     frame = pd.DataFrame(list(rows))
     out: list[dict[str, Any]] = []
@@ -97,7 +97,8 @@ def aggregate(store: ResultsStore, rows: Iterable[Mapping[str, Any]]) -> pd.Data
         return pd.DataFrame(out)
     measured = ~is_reported(frame) if "source" in frame else True
     frame = frame[(frame["status"] == "ok") & (~frame["is_control"].astype(bool)) & measured]
-    group_cols = ["dataset", "backbone", "defense", "preset", "setting", "seed", "n_examples"]
+    group_cols = ["dataset", "backbone", "defense", "preset", "setting", "seed", "n_examples", "sweep"]
+    frame = frame.assign(sweep=frame["sweep"].fillna("") if "sweep" in frame else "")
     for key, grp in frame.groupby(group_cols, sort=True):
         worst: pd.Series | None = None
         for _, r in grp.iterrows():
