@@ -263,6 +263,10 @@ def _generate(base: CellBase, attack: Attack, victim: nn.Module, fingerprint: st
     nb = (len(points) + cfg.batch_size - 1) // cfg.batch_size
     for b, s in enumerate(range(0, len(points), cfg.batch_size)):
         sl = slice(s, s + cfg.batch_size)
+        # The victim's own random draws (a random defense's EOT samples use the global generator) are seeded per
+        # batch too, so a cell's clouds never depend on the cells computed before it in this process (a resumed
+        # run, or a Ray worker, computes what an uninterrupted local run does).
+        torch.manual_seed(_batch_seed(cfg.seed, attack.name, b))
         res = attack(victim, points[sl].to(cfg.device), torch.from_numpy(labels[sl]).to(cfg.device),
                      torch.from_numpy(targets[sl]).to(cfg.device), seed=_batch_seed(cfg.seed, attack.name, b),
                      early_stop=early)
