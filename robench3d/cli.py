@@ -99,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", default=None, metavar="S1,S2,...",
                      help="run the whole matrix once per seed (instead of --seed); aggregates add mean +- std")
     run.set_defaults(seed=None)  # so --seed and --seeds can be told apart; no --seed means seed 0
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="local (default): the cells one after the other in this process; ray: as Ray tasks "
+                          "(needs the ray extra; the cache dir must be shared by every machine)")
+    run.add_argument("--address", default=None,
+                     help="ray: the cluster to join (what `ray start --head` printed); default: a local instance")
+    run.add_argument("--cpus-per-task", type=float, default=1.0, help="ray: CPUs of each task (torch threads)")
+    run.add_argument("--gpus-per-task", type=float, default=None,
+                     help="ray: GPUs of each task (default: 1 with --device cuda, else 0)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the planned cells (done / to do) and an estimated cost, build nothing, exit 0")
 
     train = sub.add_parser("train", help="train a backbone (weights are cached by full configuration)")
     _add_common(train)

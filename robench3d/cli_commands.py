@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,11 @@ __all__ = ["cmd_data", "cmd_leaderboard", "cmd_list", "cmd_plugins", "cmd_run", 
 
 
 def _progress(args: argparse.Namespace) -> Any:
+    """Progress on stderr: plain lines, or bars with an ETA on a terminal (:mod:`robench3d.progress`)."""
+    from robench3d.progress import Progress
+
     quiet = getattr(args, "quiet", False)
-    return (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    return (lambda msg: None) if quiet else Progress()
 
 
 PluginOpts = tuple[list[str], list[str]]
@@ -132,8 +137,11 @@ def cmd_run(args: argparse.Namespace, plugins: PluginOpts) -> int:
         registries.backbones.get(parse_ref(ref, tags=True).name)
     _seed_everything(config.seed)
     sweeps = sw.check_sweeps(config, registries, _resolver(pm, cache_dir), sweeps)  # every value, before any work
-    result = sw.run_sweeps(config, registries, sweeps=sweeps, seeds=seeds, resolve_weights=_resolver(pm, cache_dir),
-                           progress=_progress(args), before_each=lambda cfg: _seed_everything(cfg.seed))
+    if args.dry_run:
+        return _dry_run(config, registries, _resolver(pm, cache_dir), sweeps, seeds)
+    with _executor(args, plugins, cache_dir) as run:
+        result = sw.run_sweeps(config, registries, sweeps=sweeps, seeds=seeds, resolve_weights=_resolver(pm, cache_dir),
+                               progress=_progress(args), before_each=lambda cfg: _seed_everything(cfg.seed), run=run)
     _print_results(result.rows)
     assert result.store is not None
     summary = aggregate(result.store, result.rows)
@@ -401,3 +409,62 @@ def _leaderboard_tools(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.readme}: " + (f"re-rendered {', '.join(stale)}" if stale else "already up to date"))
     return 0
+
+
+
+
+def worker_registries(plugins: PluginOpts, cache_dir: Path) -> tuple[Registries, Any]:
+    """The registries and weights resolver of a run, rebuilt in a Ray worker process from the same ``-p`` options."""
+    pm, registries = _load(plugins, strict=True)
+    return registries, _resolver(pm, cache_dir)
+
+
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace, plugins: PluginOpts, cache_dir: Path) -> Iterator[Any]:
+    """The matrix runner of ``--executor``: ``run_matrix`` itself, or bound to a started :class:`RayExecutor`."""
+    import functools
+
+    from robench3d.evaluation.matrix import run_matrix
+
+    if args.executor == "local":
+        if args.address is not None:
+            raise ConfigError(f"--address {args.address!r} needs --executor ray (the local executor uses no cluster)")
+        yield run_matrix
+        return
+    from robench3d.evaluation.executors import RayExecutor
+
+    executor = RayExecutor(setup=functools.partial(worker_registries, plugins, cache_dir), address=args.address,
+                           cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
+                           echo=not getattr(args, "quiet", False))
+    with executor:
+        yield functools.partial(run_matrix, executor=executor)
+
+
+def _dry_run(config: RunConfig, registries: Registries, resolver: Any, sweeps: Any, seeds: tuple[int, ...]) -> int:
+    """``run --dry-run``: the planned cells of every seed and sweep point (done / to do) and their estimated cost."""
+    from robench3d.evaluation import sweeps as sw
+    from robench3d.evaluation.dryrun import plan_cells
+
+    cells = []
+    for seed in seeds:
+        for point in sw.grid(sweeps):
+            cells.extend(plan_cells(sw.with_point(config, point, seed), registries, resolver))
+    print(tabulate([c.table_row() for c in cells], headers=["backbone", "defense", "attack", "setting", "seed",
+                                                            "sweep", "status", "est. seconds", "from"],
+                   tablefmt="github"))
+    todo = [c for c in cells if c.status == "to do"]
+    known = [c.seconds for c in todo if c.seconds is not None]
+    unknown = len(todo) - len(known)
+    done = sum(c.status == "done" for c in cells)
+    cost = f"about {_duration(sum(known))}" if known else "unknown"
+    if known and unknown:
+        cost += f" for {len(known)} of them, unknown for {unknown} (no finished row of the same attack)"
+    print(f"\n{len(cells)} cells: {done} done, {len(todo)} to do, {len(cells) - done - len(todo)} skipped; estimated "
+          f"attack time of the cells to do: {cost} (measured per-sample times; training models not yet in the cache "
+          "is not included). Nothing was built; run without --dry-run to compute them.")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h"

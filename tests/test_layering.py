@@ -9,7 +9,7 @@ PKG = Path(__file__).parents[1] / "robench3d"
 
 LAYER = {
     "errors": -1, "norms": 0, "params": 0, "pointops": 0, "schema": 1, "hookspecs": 0, "cache": 0, "artifacts": 1,
-    "registry": 1, "config": 1,
+    "registry": 1, "config": 1, "progress": 0,
     "datasets": 2, "training": 3.5,
     "backbones": 3, "defenses": 3, "teachers": 3, "context": 2, "text": 2,
     "attacks": 4,

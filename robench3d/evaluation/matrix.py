@@ -25,7 +25,7 @@ import importlib.metadata
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -40,6 +40,7 @@ from robench3d.evaluation.masking import SANITY_PARAMS, flag_unreliable
 from robench3d.evaluation.preflight import RunPlan, plan_run, scoped_overrides, surrogate_name
 from robench3d.evaluation.results import ResultsStore
 from robench3d.norms import Setting, Split
+from robench3d.progress import report_cell
 from robench3d.registry import Registries
 from robench3d.schema import normalize
 from robench3d.training.backbone import TrainedBackbone
@@ -95,15 +96,33 @@ def run_matrix(
     *,
     resolve_weights: WeightsResolver | None = None,
     progress: Callable[[str], None] | None = None,
+    executor: Any = None,
 ) -> MatrixResult:
-    """Run every cell of the configured matrix, writing rows into ``config.output_dir`` as they finish."""
+    """Run every cell of the configured matrix, writing rows into ``config.output_dir`` as they finish.
+
+    ``executor``: ``None`` runs the cells here, one after the other; an object with ``execute(run)`` (e.g.
+    :class:`robench3d.evaluation.executors.RayExecutor`) runs them elsewhere and writes them into the same store.
+    """
     config.validate()
     say = progress or (lambda msg: logger.info("%s", msg))
     plan = plan_run(config, registries, resolve_weights)
     run = _Run(config, registries, plan, resolve_weights, say)
-    run.execute()
+    if executor is None:
+        run.execute()
+    else:
+        executor.execute(run)
     _run_finished(registries, run.result, config)
     return run.result
+
+
+class BackboneSetup(NamedTuple):
+    """What the defenses of one base backbone share: the trained model, its surrogate and their build context."""
+
+    bref: str
+    trained: TrainedBackbone
+    surrogate: TrainedBackbone | str | None
+    surrogate_error: str
+    ctx: BuildContext
 
 
 class _Run:
@@ -119,6 +138,14 @@ class _Run:
         self.train_view = _without_test(plan.train_data)
         self._backbones: dict[tuple[str, str], TrainedBackbone] = {}
         self._teachers: dict[str, Any] = {}
+        self.cells_done, self.cells_total = 0, len(config.backbones) * len(plan.defenses) * len(plan.attacks) * len(
+            config.settings)
+
+    def tick(self, row: Mapping[str, Any]) -> None:
+        """Count a finished cell; a progress sink with ``on_cell(done, total, label)`` (the CLI's bars) sees it."""
+        self.cells_done += 1
+        report_cell(self.say, self.cells_done, self.cells_total,
+                    f"{row.get('attack')} [{row.get('setting')}] on {row.get('defense')} ({row.get('backbone')})")
 
     # -- factories handed to defenses and teachers ---------------------------------------------------------------
     def backbone(self, ref: str, *, scope: str = "backbone") -> TrainedBackbone:
@@ -157,12 +184,15 @@ class _Run:
 
     # -- the loop --------------------------------------------------------------------------------------------------
     def execute(self) -> None:
-        plan, say = self.plan, self.say
-        say(f"dataset {plan.data.name} ({plan.data.version}): {plan.n} test clouds, {plan.data.num_classes} "
-            f"classes; attacks: {', '.join(plan.attacks)}; settings: {', '.join(map(str, self.config.settings))}")
+        self.announce()
         self._prepare_attacks()
         for bref in self.config.backbones:
             self._run_backbone(bref)
+
+    def announce(self) -> None:
+        plan, say = self.plan, self.say
+        say(f"dataset {plan.data.name} ({plan.data.version}): {plan.n} test clouds, {plan.data.num_classes} "
+            f"classes; attacks: {', '.join(plan.attacks)}; settings: {', '.join(map(str, self.config.settings))}")
 
     def _prepare_attacks(self) -> None:
         cfg = self.config
@@ -186,8 +216,11 @@ class _Run:
                 for attack in self.plan.attacks.values() for setting in self.config.settings]
         self.store.put_many(rows)
         self.result.rows.extend(rows)
+        for row in rows:
+            self.tick(row)
 
-    def _run_backbone(self, bref: str) -> None:
+    def prepare_backbone(self, bref: str) -> BackboneSetup | str:
+        """Train or load a base backbone and its transfer surrogate, or return the message of its failure."""
         label = self.plan.labels[bref]
         try:
             trained = self.backbone(bref)
@@ -196,9 +229,7 @@ class _Run:
             message = cells.describe_failure(exc, f"backbone {label!r} (plugin {self.owner('backbones', arch)})",
                                              "building it")
             self.say(f"error: {message}")
-            for defense in self.plan.defenses:
-                self._fail_all(self._cell_plan(defense, label, bref, defense.randomized), message)
-            return
+            return message
         surrogate, surrogate_error = None, ""
         try:
             surrogate = self._surrogate(bref)
@@ -206,20 +237,36 @@ class _Run:
             surrogate_error = cells.describe_failure(exc, f"transfer surrogate {self.plan.surrogates[bref]!r}",
                                                      "building it")
             self.say(f"error: {surrogate_error}")
-        ctx = self.context(trained, bref)
-        for defense in self.plan.defenses:
-            who = f"defense {defense.label!r} (plugin {self.owner('defenses', defense.name)})"
-            self.say(f"building defense {defense.label} on {trained.name}")
-            try:
-                defended = defense.build(ctx)
-                plan = self._cell_plan(defense, trained.name, bref, defended.randomized)
-                base = cells.CellBase(plan=plan, trained=trained, defended=defended, surrogate=surrogate,
-                                      store=self.store, progress=self.say, surrogate_error=surrogate_error)
+        return BackboneSetup(bref, trained, surrogate, surrogate_error, self.context(trained, bref))
+
+    def build_defense(self, setup: BackboneSetup, defense: Defense, *, measure: bool = True) -> cells.CellBase | str:
+        """Build a defense on a prepared backbone (and measure it on clean clouds), or return why it failed."""
+        trained = setup.trained
+        who = f"defense {defense.label!r} (plugin {self.owner('defenses', defense.name)})"
+        self.say(f"building defense {defense.label} on {trained.name}")
+        try:
+            defended = defense.build(setup.ctx)
+            plan = self._cell_plan(defense, trained.name, setup.bref, defended.randomized)
+            base = cells.CellBase(plan=plan, trained=trained, defended=defended, surrogate=setup.surrogate,
+                                  store=self.store, progress=self.say, surrogate_error=setup.surrogate_error)
+            if measure:
                 base.measure()
-            except Exception as exc:  # a defense that cannot be built or run on clean clouds fails its cells
-                message = cells.describe_failure(exc, who, f"building it on {trained.name}")
-                self.say(f"error: {message}")
-                self._fail_all(self._cell_plan(defense, trained.name, bref, defense.randomized), message)
+        except Exception as exc:  # a defense that cannot be built or run on clean clouds fails its cells
+            message = cells.describe_failure(exc, who, f"building it on {trained.name}")
+            self.say(f"error: {message}")
+            return message
+        return base
+
+    def _run_backbone(self, bref: str) -> None:
+        setup = self.prepare_backbone(bref)
+        if isinstance(setup, str):
+            for defense in self.plan.defenses:
+                self._fail_all(self._cell_plan(defense, self.plan.labels[bref], bref, defense.randomized), setup)
+            return
+        for defense in self.plan.defenses:
+            base = self.build_defense(setup, defense)
+            if isinstance(base, str):
+                self._fail_all(self._cell_plan(defense, setup.trained.name, bref, defense.randomized), base)
                 continue
             self._run_defense(base)
 
@@ -234,6 +281,7 @@ class _Run:
                     row = cells.run_cell(base, attack, setting)
                 self.result.rows.append(row)
                 rows.append(row)
+                self.tick(row)
         _flag(base, self.registries, self.config, rows, self.say)
 
     def _surrogate(self, bref: str) -> TrainedBackbone | str | None:
