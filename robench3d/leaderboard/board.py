@@ -15,6 +15,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from robench3d.errors import ConfigError, LeaderboardSchemaError
+from robench3d.leaderboard import outcomes
 from robench3d.schema import is_reported, migrate, normalize, read_raw, read_table, upsert, validate, write_table
 
 __all__ = ["load", "migrate_all", "render", "split_sources", "update", "validate_all"]
@@ -29,7 +30,8 @@ def _safe(part: str) -> str:
 def update(results_dir: Path, boards: Path) -> tuple[list[tuple[Path, int]], int]:
     """Upsert the rows of a results folder into the leaderboard files.
 
-    Failed cells (status ``error``) are never published: they are counted and left out.
+    Failed cells (status ``error``) are never published: they are counted and left out. Each file's per-example
+    outcomes are written beside it, in ``samples/<setting>.csv`` (:mod:`robench3d.leaderboard.outcomes`).
 
     Returns:
         ((file, row count) per file written, number of failed cells left out).
@@ -51,6 +53,7 @@ def update(results_dir: Path, boards: Path) -> tuple[list[tuple[Path, int]], int
         merged = upsert(existing, grp)
         validate(merged, where=str(path))
         write_table(merged, path)
+        outcomes.update(path, merged, Path(results_dir), grp)  # samples/<setting>.csv: per-example outcomes
         written.append((path, len(merged)))
     return written, failed
 
