@@ -151,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--readme", type=Path, default=Path("README.md"), help="render: the README with the blocks")
     lb.add_argument("--check", action="store_true", help="render: write nothing, exit 1 if the README is stale")
     _add_common(lb)
+
+    rep = sub.add_parser("report", help="plots and a summary (markdown or one HTML page) of results or leaderboards")
+    src = rep.add_mutually_exclusive_group(required=True)
+    src.add_argument("--results", type=Path, default=None, metavar="DIR", help="a run's --output folder")
+    src.add_argument("--leaderboard", type=Path, default=None, metavar="FILE_OR_DIR",
+                     help="a leaderboard file or folder, e.g. leaderboards/shapes/quick")
+    rep.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="where to write (default: report/ inside the --results or --leaderboard folder)")
+    rep.add_argument("--format", dest="report_format", choices=["markdown", "html", "all"], default="markdown",
+                     help="markdown: PNG files and report.md (default); html: one self-contained report.html; all")
+    _add_common(rep)
     return parser
 
 

@@ -21,7 +21,7 @@ from robench3d.norms import Setting
 from robench3d.plugins import PluginManager, build_plugin_manager, build_registries, describe_plugins
 from robench3d.registry import Registries
 
-__all__ = ["cmd_data", "cmd_leaderboard", "cmd_list", "cmd_plugins", "cmd_run", "cmd_train"]
+__all__ = ["cmd_data", "cmd_leaderboard", "cmd_list", "cmd_plugins", "cmd_report", "cmd_run", "cmd_train"]
 
 
 def _progress(args: argparse.Namespace) -> Any:
@@ -411,6 +411,16 @@ def _leaderboard_tools(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, plugins: PluginOpts) -> int:
+    """``robench3d report --results DIR | --leaderboard FILE_OR_DIR [--out DIR] [--format markdown|html|all]``."""
+    from robench3d import report
+
+    source = args.results if args.results is not None else args.leaderboard
+    data = report.from_results(source) if args.results is not None else report.from_leaderboard(source)
+    out = args.out if args.out is not None else (source if source.is_dir() else source.parent) / "report"
+    for path in report.write(data, out, args.report_format):
+        print(path)
+    return 0
 
 
 def worker_registries(plugins: PluginOpts, cache_dir: Path) -> tuple[Registries, Any]:

@@ -15,6 +15,7 @@ LAYER = {
     "attacks": 4,
     "evaluation": 5,
     "leaderboard": 6,
+    "report": 6.5,
     "builtin": 7, "plugins": 7, "__init__": 7,
     "cli_commands": 8, "cli": 9, "__main__": 10,
 }
