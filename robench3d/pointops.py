@@ -49,6 +49,7 @@ __all__ = [
     "knn_with_distances",
     "nearest_indices",
     "nearest_sq_distances",
+    "pin_threads",
     "single_thread",
     "square_distance",
 ]
@@ -66,6 +67,12 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def pin_threads(threads: int) -> None:
+    """Pin this process's torch intra-op thread count for good (executor workers; tests compare their numbers)."""
+    if torch.get_num_threads() != int(threads):
+        torch.set_num_threads(int(threads))
 
 
 def square_distance(query: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

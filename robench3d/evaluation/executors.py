@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from robench3d import pointops
 from robench3d.config import RunConfig
 from robench3d.errors import ConfigError
 from robench3d.evaluation import cells, matrix
@@ -192,7 +193,7 @@ _WORKERS: dict[str, _Worker] = {}
 
 def _worker(spec: _Spec) -> _Worker:
     """This process's worker for the run, created on its first task; torch pinned and seeded for every task."""
-    torch.set_num_threads(spec.threads)
+    pointops.pin_threads(spec.threads)
     if spec.token not in _WORKERS:
         _WORKERS.clear()  # one run at a time per process: drop the models of an earlier one
         _WORKERS[spec.token] = _Worker(spec)
