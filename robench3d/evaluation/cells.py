@@ -250,7 +250,10 @@ def _generate(base: CellBase, attack: Attack, victim: nn.Module, fingerprint: st
     early = setting in (Setting.ADAPTIVE, Setting.QUERY)
     key = stable_hash({"dataset": base.data.name, "version": base.data.version, "n": base.test_n,
                        "attack": attack.name, "preset": attack.preset, "params": attack.params, "seed": cfg.seed,
-                       "batch": cfg.batch_size, "victim": fingerprint, "early_stop": early})
+                       "batch": cfg.batch_size, "victim": fingerprint, "early_stop": early,
+                       # C&W-style attacks abort only samples that already succeed (attacks/_cw.py): clouds made
+                       # under the former plateau rule are never reused.
+                       **({"abort": "succeeded-only"} if early and "abort_early" in attack.params else {})})
     path = cfg.cache_dir / "adversarial" / f"{attack.name}-{key}.npz"
     if path.exists() and not cfg.force:
         with np.load(path, allow_pickle=False) as z:
