@@ -214,3 +214,19 @@ def test_bad_input_exits_2_without_traceback(case: str, tmp_path: Path, results:
     err = capsys.readouterr().err
     assert err.startswith("robench3d report: error:") and "Traceback" not in err
     assert not (target / "report").exists()
+
+
+def test_several_defenses_on_several_backbones_get_one_section_per_backbone() -> None:
+    import pandas as pd
+
+    from robench3d.report.tables import sections
+
+    def rows(pairs: list[tuple[str, str]]) -> pd.DataFrame:
+        return pd.DataFrame([{"dataset": "shapes", "preset": "quick", "backbone": b, "defense": d} for b, d in pairs])
+
+    empty = pd.DataFrame(columns=["dataset", "preset"])
+    split = sections(rows([("a:cpu", "none"), ("a:cpu", "sor"), ("b:cpu", "none"), ("b:cpu", "sor")]), empty)
+    assert [s.backbone for s in split] == ["a:cpu", "b:cpu"] and split[0].title == "shapes / quick / a:cpu"
+    assert len({s.slug for s in split}) == 2
+    (one,) = sections(rows([("a:cpu", "none"), ("b:cpu", "none")]), empty)  # the backbones board stays whole
+    assert one.backbone == "" and one.title == "shapes / quick"

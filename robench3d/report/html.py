@@ -80,7 +80,7 @@ def _table(table: Table, *, fold: int = 40) -> str:
 
 def _section(rep: SectionReport) -> str:
     sec = rep.section
-    out = [f'<h2 id="{escape(sec.slug)}">{escape(sec.dataset)} / {escape(sec.preset)}</h2>']
+    out = [f'<h2 id="{escape(sec.slug)}">{escape(sec.title)}</h2>']
     if not rep.per_attack.empty:
         out.append(f'<div class="block measured"><span class="tag m">measured here</span>{escape(sec.subtitle())}')
         if not rep.summary.empty:
@@ -105,8 +105,7 @@ def _section(rep: SectionReport) -> str:
 
 def render(data: ReportInput, reports: list[SectionReport]) -> str:
     """The whole page."""
-    toc = " · ".join(f'<a href="#{escape(r.section.slug)}">{escape(r.section.dataset)} / '
-                     f"{escape(r.section.preset)}</a>" for r in reports)
+    toc = " · ".join(f'<a href="#{escape(r.section.slug)}">{escape(r.section.title)}</a>' for r in reports)
     notes = "".join(f"<li>{escape(n)}</li>" for n in data.notes)
     body = "\n".join(_section(r) for r in reports)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -84,7 +84,7 @@ def render(data: ReportInput, reports: list[SectionReport]) -> str:
     parts += [f"- {n}" for n in data.notes] + ([""] if data.notes else [])
     for rep in reports:
         sec = rep.section
-        parts += [f"## {sec.dataset} / {sec.preset}", ""]
+        parts += [f"## {sec.title}", ""]
         if not rep.summary.empty or not rep.per_attack.empty:
             parts += [f"Measured rows: {sec.subtitle()}.", ""]
         if not rep.summary.empty:

@@ -48,10 +48,18 @@ class Section:
     preset: str
     measured: pd.DataFrame
     reported: pd.DataFrame
+    #: set when a board holding several defenses on several backbones is split into one section per backbone
+    backbone: str = ""
+
+    @property
+    def title(self) -> str:
+        """``dataset / preset`` (``/ backbone`` for a per-backbone section)."""
+        return " / ".join([self.dataset, self.preset] + ([self.backbone] if self.backbone else []))
 
     @property
     def slug(self) -> str:
-        return f"{self.dataset}-{self.preset}".replace("/", "_").replace(" ", "_")
+        parts = [self.dataset, self.preset] + ([self.backbone] if self.backbone else [])
+        return "-".join(parts).replace("/", "_").replace(" ", "_").replace(":", "_")
 
     def settings(self, frame: pd.DataFrame | None = None) -> list[str]:
         present = set((self.measured if frame is None else frame)["setting"])
@@ -89,11 +97,22 @@ class Section:
 
 
 def sections(measured: pd.DataFrame, reported: pd.DataFrame) -> list[Section]:
-    """One section per (dataset, preset) of either kind of row, sorted."""
+    """One section per (dataset, preset) of either kind of row, sorted; a (dataset, preset) with several defenses on
+    several backbones is split into one section per backbone (the figures compare defenses on one model), the
+    papers' rows going with the first."""
     keys = sorted({*zip(measured["dataset"], measured["preset"], strict=True),
                    *zip(reported["dataset"], reported["preset"], strict=True)})
-    return [Section(d, p, measured[(measured["dataset"] == d) & (measured["preset"] == p)],
-                    reported[(reported["dataset"] == d) & (reported["preset"] == p)]) for d, p in keys]
+    out: list[Section] = []
+    for d, p in keys:
+        m = measured[(measured["dataset"] == d) & (measured["preset"] == p)]
+        r = reported[(reported["dataset"] == d) & (reported["preset"] == p)]
+        backbones = sorted(set(m["backbone"]))
+        if len(backbones) > 1 and m["defense"].nunique() > 1:
+            out += [Section(d, p, m[m["backbone"] == b], r if i == 0 else r.iloc[0:0], backbone=b)
+                    for i, b in enumerate(backbones)]
+        else:
+            out.append(Section(d, p, m, r))
+    return out
 
 
 def _pool(grp: pd.DataFrame) -> dict[str, float]:
