@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +147,23 @@ def _ids(h5: Path, n: int) -> list[str]:
     return [Path(basename(s)).stem for s in names]
 
 
+def _per_file_loader(per_split: dict[Split, list[tuple[Path, int, str]]],
+                     read: Callable[[Path, str], np.ndarray]) -> Callable[[], dict[Split, RawSplit]]:
+    """A Plan's ``load`` that reads one (K, 3) cloud per listed file with ``read(path, shape_id)``."""
+
+    def load() -> dict[Split, RawSplit]:
+        out = {}
+        for split, entries in per_split.items():
+            raw = RawSplit()
+            for path, label, shape_id in entries:
+                with per_source():
+                    raw.add(read(path, shape_id)[None], [label], [shape_id], str(path))
+            out[split] = raw
+        return out
+
+    return load
+
+
 def scan_resampled(folder: Path, classes: tuple[str, ...], family: str) -> Plan:
     """``modelnet40_normal_resampled/``: ``<class>/<id>.txt`` named by split lists of bare ids."""
     names_file = next((folder / n for n in (f"{family}_shape_names.txt", "modelnet40_shape_names.txt",
@@ -183,15 +201,7 @@ def scan_resampled(folder: Path, classes: tuple[str, ...], family: str) -> Plan:
     if not per_split:
         raise DataError(f"{folder} has no split list ({family}_train.txt or {family}_test.txt)")
 
-    def load() -> dict[Split, RawSplit]:
-        out = {}
-        for split, entries in per_split.items():
-            raw = RawSplit()
-            for path, label, shape_id in entries:
-                with per_source():
-                    raw.add(read_point_text(path)[None, :, :3], [label], [shape_id], str(path))
-            out[split] = raw
-        return out
+    load = _per_file_loader(per_split, lambda path, _id: read_point_text(path)[:, :3])
 
     return Plan("normal_resampled", folder, files, classes, load)
 
@@ -234,15 +244,7 @@ def scan_off(folder: Path, classes: tuple[str, ...], sampler: MeshSampler) -> Pl
     if not per_split:
         raise DataError(f"{folder} holds no <class>/train/*.off or <class>/test/*.off files")
 
-    def load() -> dict[Split, RawSplit]:
-        out = {}
-        for split, entries in per_split.items():
-            raw = RawSplit()
-            for path, label, shape_id in entries:
-                with per_source():
-                    raw.add(sampler.sample(path, shape_id, read_off)[None], [label], [shape_id], str(path))
-            out[split] = raw
-        return out
+    load = _per_file_loader(per_split, lambda path, shape_id: sampler.sample(path, shape_id, read_off))
 
     files = [e[0] for entries in per_split.values() for e in entries]
     return Plan("off", folder, files, classes, load,
@@ -265,15 +267,7 @@ def scan_aligned_ply(folder: Path, classes: tuple[str, ...], up_axis: str) -> Pl
                      f"folder they are in: " + ", ".join(str(f.relative_to(folder)) for f in strays[:10])
                      + (", ..." if len(strays) > 10 else ""))
 
-    def load() -> dict[Split, RawSplit]:
-        out = {}
-        for split, entries in per_split.items():
-            raw = RawSplit()
-            for path, label, shape_id in entries:
-                with per_source():
-                    raw.add(_read_cloud_ply(path, up_axis)[None], [label], [shape_id], str(path))
-            out[split] = raw
-        return out
+    load = _per_file_loader(per_split, lambda path, _id: _read_cloud_ply(path, up_axis))
 
     files = [e[0] for entries in per_split.values() for e in entries]
     return Plan("aligned_ply", folder, files, classes, load, notes=notes,
